@@ -1,0 +1,1 @@
+"""Novamind biometric-symptom correlation service: lagged associations with honest significance."""

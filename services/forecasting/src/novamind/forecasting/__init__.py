@@ -1,0 +1,1 @@
+"""Novamind symptom forecasting service: multi-horizon quantile forecasts with calibrated intervals."""

@@ -1,0 +1,15 @@
+"""``python -m novamind.forecasting`` (also the ``novamind-forecasting`` command): run the service."""
+
+from __future__ import annotations
+
+from novamind.core.service import run_service
+
+
+def main() -> None:
+    from novamind.forecasting.app import build_runtime
+
+    run_service(build_runtime)
+
+
+if __name__ == "__main__":
+    main()

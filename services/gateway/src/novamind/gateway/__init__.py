@@ -1,0 +1,1 @@
+"""Novamind GraphQL gateway: one API for clinicians over the model services and the twin."""

@@ -1,0 +1,1 @@
+"""Adapters of the gateway: GraphQL schema, gRPC clients of the back-end services."""

@@ -1,0 +1,1 @@
+"""Pure gateway domain code: no frameworks and no I/O."""

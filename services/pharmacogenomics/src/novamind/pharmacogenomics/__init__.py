@@ -1,0 +1,1 @@
+"""Novamind pharmacogenomics service: genotype to guideline-grade medication guidance."""

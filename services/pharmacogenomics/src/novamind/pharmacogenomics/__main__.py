@@ -1,0 +1,15 @@
+"""``python -m novamind.pharmacogenomics`` (also the ``novamind-pharmacogenomics`` command): run the service."""
+
+from __future__ import annotations
+
+from novamind.core.service import run_service
+
+
+def main() -> None:
+    from novamind.pharmacogenomics.app import build_runtime
+
+    run_service(build_runtime)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The gRPC face of the twin (``novamind.api.twin.v1.TwinService``).
+
+RPCs not overridden here answer NOT_IMPLEMENTED with an ErrorDetail through the core interceptor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from novamind.api.twin.v1 import twin_pb2, twin_pb2_grpc
+from novamind.core.kafka import ConsumerRunner
+from novamind.twin.adapters import store
+
+
+class TwinServicer(twin_pb2_grpc.TwinServiceServicer):
+    """Serves ``TwinService``."""
+
+    def __init__(self, engine: AsyncEngine, consumers: Sequence[ConsumerRunner], started_at: datetime) -> None:
+        self._engine = engine
+        self._consumers = consumers
+        self._started_at = started_at
+
+    async def GetIngestionStats(  # noqa: N802 - gRPC method name
+        self, request: twin_pb2.GetIngestionStatsRequest, context: grpc.aio.ServicerContext
+    ) -> twin_pb2.GetIngestionStatsResponse:
+        patient = request.patient.pseudonym if request.HasField("patient") else None
+        stats = await store.ingestion_stats(self._engine, patient)
+        since = Timestamp()
+        since.FromDatetime(self._started_at)
+        topics = []
+        for consumer in self._consumers:
+            for topic, counts in consumer.stats_by_topic().items():
+                topics.append(
+                    twin_pb2.TopicIngestionStats(
+                        topic=topic,
+                        received=counts.received,
+                        applied=counts.applied,
+                        duplicates=counts.duplicate,
+                        dead_lettered=counts.dead_lettered,
+                        retried=counts.retried,
+                    )
+                )
+        return twin_pb2.GetIngestionStatsResponse(
+            topics=topics, readings_applied=stats.readings, distinct_events=stats.readings, since=since
+        )
