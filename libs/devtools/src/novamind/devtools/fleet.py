@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Mapping
@@ -27,16 +26,11 @@ import httpx
 from novamind.core.config import BACKEND_SERVICES, LOCAL_PORTS
 from novamind.core.kafka import FLEET_TOPICS, ensure_topics
 from novamind.devtools.broker import EmbeddedBroker
+from novamind.devtools.net import free_port
 
 #: Start order: the gateway last, so its first health report finds the back-ends up.
 FLEET_SERVICES: tuple[str, ...] = (*BACKEND_SERVICES, "gateway")
 _COLOURS = ("36", "33", "35", "32", "34", "31")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
