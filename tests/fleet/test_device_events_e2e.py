@@ -88,7 +88,11 @@ async def ingestion_counts(fleet: Fleet) -> dict[str, int]:
         )
     for topic in stats.topics:
         if topic.topic == TOPIC:
-            return {"applied": topic.applied, "duplicate": topic.duplicates, "dead_lettered": topic.dead_lettered}
+            return {
+                "applied": topic.applied,
+                "duplicate": topic.duplicates,
+                "dead_lettered": topic.dead_lettered,
+            }
     return {"applied": 0, "duplicate": 0, "dead_lettered": 0}
 
 
@@ -141,7 +145,9 @@ async def test_thousand_events_are_applied_deduplicated_or_dead_lettered(fleet: 
     originals = []
     for i in range(DISTINCT):
         patient = patients[i % len(patients)]
-        point = step_count_point(str(uuid.uuid4()), patient, start + timedelta(minutes=i), rng.randint(0, 180))
+        point = step_count_point(
+            str(uuid.uuid4()), patient, start + timedelta(minutes=i), rng.randint(0, 180)
+        )
         originals.append((patient.encode(), point))
     records = list(originals)
     # Each duplicate follows its original: same key, so same partition, so delivered after it.

@@ -30,11 +30,36 @@ def test_every_code_has_exactly_one_mapping_and_class() -> None:
 @pytest.mark.parametrize(
     ("error", "grpc_status", "http_status", "graphql_code"),
     [
-        (ValidationError("bad"), grpc.StatusCode.INVALID_ARGUMENT, HTTPStatus.UNPROCESSABLE_ENTITY, "VALIDATION_ERROR"),
-        (ModelInferenceError("x"), grpc.StatusCode.INTERNAL, HTTPStatus.INTERNAL_SERVER_ERROR, "MODEL_INFERENCE_ERROR"),
-        (ServiceUnavailableError("x"), grpc.StatusCode.UNAVAILABLE, HTTPStatus.SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
-        (DataProcessingError("x"), grpc.StatusCode.INTERNAL, HTTPStatus.INTERNAL_SERVER_ERROR, "DATA_PROCESSING_ERROR"),
-        (AuthenticationError("x"), grpc.StatusCode.UNAUTHENTICATED, HTTPStatus.UNAUTHORIZED, "UNAUTHENTICATED"),
+        (
+            ValidationError("bad"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+        ),
+        (
+            ModelInferenceError("x"),
+            grpc.StatusCode.INTERNAL,
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            "MODEL_INFERENCE_ERROR",
+        ),
+        (
+            ServiceUnavailableError("x"),
+            grpc.StatusCode.UNAVAILABLE,
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+        ),
+        (
+            DataProcessingError("x"),
+            grpc.StatusCode.INTERNAL,
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            "DATA_PROCESSING_ERROR",
+        ),
+        (
+            AuthenticationError("x"),
+            grpc.StatusCode.UNAUTHENTICATED,
+            HTTPStatus.UNAUTHORIZED,
+            "UNAUTHENTICATED",
+        ),
         (AuthorizationError("x"), grpc.StatusCode.PERMISSION_DENIED, HTTPStatus.FORBIDDEN, "FORBIDDEN"),
     ],
 )
@@ -42,7 +67,11 @@ def test_seed_taxonomy_maps_to_each_protocol(
     error: Exception, grpc_status: grpc.StatusCode, http_status: HTTPStatus, graphql_code: str
 ) -> None:
     mapping = error.mapping  # type: ignore[attr-defined]
-    assert (mapping.grpc_status, mapping.http_status, mapping.graphql_code) == (grpc_status, http_status, graphql_code)
+    assert (mapping.grpc_status, mapping.http_status, mapping.graphql_code) == (
+        grpc_status,
+        http_status,
+        graphql_code,
+    )
 
 
 def test_only_transient_errors_are_retryable() -> None:

@@ -26,7 +26,10 @@ def step_count(**overrides: Any) -> dict[str, Any]:
         "body": {
             "step_count": {"value": 57, "unit": "steps"},
             "effective_time_frame": {
-                "time_interval": {"start_date_time": "2026-03-29T00:00:00+02:00", "duration": {"value": 1, "unit": "min"}}
+                "time_interval": {
+                    "start_date_time": "2026-03-29T00:00:00+02:00",
+                    "duration": {"value": 1, "unit": "min"},
+                }
             },
         },
     }

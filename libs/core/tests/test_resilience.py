@@ -27,7 +27,10 @@ async def test_transient_failures_are_retried_until_success() -> None:
             raise ServiceUnavailableError("down")
         return "ok"
 
-    assert await retry_async(flaky, RetryPolicy(max_attempts=5, initial_backoff=0.001, max_backoff=0.002)) == "ok"
+    assert (
+        await retry_async(flaky, RetryPolicy(max_attempts=5, initial_backoff=0.001, max_backoff=0.002))
+        == "ok"
+    )
     assert calls == 3
 
 

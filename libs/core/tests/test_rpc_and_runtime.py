@@ -37,7 +37,7 @@ class ProbeServicer(forecasting_pb2_grpc.ForecastingServiceServicer):
         self.seen_trace_ids: list[int] = []
         self.release = asyncio.Event()
 
-    async def Forecast(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def Forecast(self, request, context):  # type: ignore[no-untyped-def]
         self.seen_deadlines.append(time_remaining())
         self.seen_trace_ids.append(trace.get_current_span().get_span_context().trace_id)
         if request.horizon_days == 99:
@@ -58,11 +58,16 @@ async def running() -> AsyncIterator[tuple[ServiceRuntime, ProbeServicer, dict[s
         if not flags["ready"]:
             raise RuntimeError("model weights missing")
 
-    settings = _Settings(grpc_host="127.0.0.1", grpc_port=free_port(), http_host="127.0.0.1", http_port=free_port())
+    settings = _Settings(
+        grpc_host="127.0.0.1", grpc_port=free_port(), http_host="127.0.0.1", http_port=free_port()
+    )
     runtime = ServiceRuntime(
         settings=settings,
         grpc_services=[
-            GrpcService(FORECASTING, lambda s: forecasting_pb2_grpc.add_ForecastingServiceServicer_to_server(servicer, s))
+            GrpcService(
+                FORECASTING,
+                lambda s: forecasting_pb2_grpc.add_ForecastingServiceServicer_to_server(servicer, s),
+            )
         ],
         readiness_checks={"model": model_loaded},
         readiness_interval_seconds=0.05,
@@ -80,10 +85,15 @@ async def running() -> AsyncIterator[tuple[ServiceRuntime, ProbeServicer, dict[s
     await asyncio.wait_for(task, 15)
 
 
-def _client(runtime: ServiceRuntime) -> tuple[grpc.aio.Channel, ServiceClient, forecasting_pb2_grpc.ForecastingServiceStub]:
+def _client(
+    runtime: ServiceRuntime,
+) -> tuple[grpc.aio.Channel, ServiceClient, forecasting_pb2_grpc.ForecastingServiceStub]:
     channel = open_channel(f"127.0.0.1:{runtime.settings.grpc_port}")
     client = ServiceClient(
-        "forecasting", channel, breakers=CircuitBreakers(), retry_policy=RetryPolicy(max_attempts=2, initial_backoff=0.01)
+        "forecasting",
+        channel,
+        breakers=CircuitBreakers(),
+        retry_policy=RetryPolicy(max_attempts=2, initial_backoff=0.01),
     )
     return channel, client, forecasting_pb2_grpc.ForecastingServiceStub(channel)
 
@@ -150,17 +160,23 @@ async def test_health_follows_readiness(running) -> None:  # type: ignore[no-unt
 
 async def test_stop_drains_in_flight_requests() -> None:
     servicer = ProbeServicer()
-    settings = _Settings(grpc_host="127.0.0.1", grpc_port=free_port(), http_host="127.0.0.1", http_port=free_port())
+    settings = _Settings(
+        grpc_host="127.0.0.1", grpc_port=free_port(), http_host="127.0.0.1", http_port=free_port()
+    )
     runtime = ServiceRuntime(
         settings=settings,
         grpc_services=[
-            GrpcService(FORECASTING, lambda s: forecasting_pb2_grpc.add_ForecastingServiceServicer_to_server(servicer, s))
+            GrpcService(
+                FORECASTING,
+                lambda s: forecasting_pb2_grpc.add_ForecastingServiceServicer_to_server(servicer, s),
+            )
         ],
     )
     task = asyncio.create_task(runtime.run())
     async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel:
         stub = forecasting_pb2_grpc.ForecastingServiceStub(channel)
         await stub.Forecast(forecasting_pb2.ForecastRequest(horizon_days=1), wait_for_ready=True, timeout=10)
+
         async def slow_call() -> forecasting_pb2.ForecastResponse:
             return await stub.Forecast(forecasting_pb2.ForecastRequest(horizon_days=77), timeout=10)
 
@@ -186,4 +202,10 @@ async def test_stop_drains_in_flight_requests() -> None:
 
 
 def test_error_detail_message_is_the_shared_contract() -> None:
-    assert {f.name for f in common_pb2.ErrorDetail.DESCRIPTOR.fields} >= {"code", "message", "service", "field", "retryable"}
+    assert {f.name for f in common_pb2.ErrorDetail.DESCRIPTOR.fields} >= {
+        "code",
+        "message",
+        "service",
+        "field",
+        "retryable",
+    }

@@ -11,9 +11,9 @@ patient's values.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
-import dataclasses
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any

@@ -63,7 +63,7 @@ def _validator() -> jsonschema.protocols.Validator:
     )
     entry = documents[_ENTRY_SCHEMA]
     cls = jsonschema.validators.validator_for(entry)
-    return cls(entry, registry=registry, format_checker=cls.FORMAT_CHECKER)  # type: ignore[no-any-return]
+    return cls(entry, registry=registry, format_checker=cls.FORMAT_CHECKER)
 
 
 def _json_path(error: jsonschema.ValidationError) -> str:
@@ -78,7 +78,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     validator = str(error.validator)
     expected = error.validator_value
     if validator == "required":
-        missing = [name for name in expected if isinstance(error.instance, dict) and name not in error.instance]
+        required = expected if isinstance(expected, list) else []
+        missing = [name for name in required if isinstance(error.instance, dict) and name not in error.instance]
         return f"missing required field(s): {', '.join(missing)}"
     if validator in {"enum", "const"}:
         return f"value not allowed; expected {expected!r}"
@@ -109,10 +110,20 @@ def _time_frame(frame: dict[str, Any]) -> tuple[datetime, datetime | None]:
         return _parse_time(frame["date_time"], f"{base}.date_time"), None
     interval = frame["time_interval"]
     where = f"{base}.time_interval"
-    start = _parse_time(interval["start_date_time"], f"{where}.start_date_time") if "start_date_time" in interval else None
-    end = _parse_time(interval["end_date_time"], f"{where}.end_date_time") if "end_date_time" in interval else None
+    start = (
+        _parse_time(interval["start_date_time"], f"{where}.start_date_time")
+        if "start_date_time" in interval
+        else None
+    )
+    end = (
+        _parse_time(interval["end_date_time"], f"{where}.end_date_time")
+        if "end_date_time" in interval
+        else None
+    )
     if "duration" in interval:
-        seconds = float(interval["duration"]["value"]) * _DURATION_UNITS.get(interval["duration"]["unit"], 1.0)
+        seconds = float(interval["duration"]["value"]) * _DURATION_UNITS.get(
+            interval["duration"]["unit"], 1.0
+        )
         if start is not None and end is None:
             end = start + timedelta(seconds=seconds)
         elif end is not None and start is None:

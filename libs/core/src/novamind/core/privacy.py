@@ -28,7 +28,5 @@ def is_pseudonym(value: str) -> bool:
     """Whether ``value`` has the shape of a pseudonym produced by :func:`pseudonymise`."""
     body = value[len(PSEUDONYM_PREFIX) :]
     return (
-        value.startswith(PSEUDONYM_PREFIX)
-        and len(body) == 20
-        and all(c in "0123456789abcdef" for c in body)
+        value.startswith(PSEUDONYM_PREFIX) and len(body) == 20 and all(c in "0123456789abcdef" for c in body)
     )

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import grpc
 from google.protobuf import any_pb2
@@ -55,6 +55,13 @@ from novamind.core.resilience import (
 )
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    _ServerInterceptorBase = grpc.aio.ServerInterceptor[Any, Any]
+    _ClientInterceptorBase = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
+else:
+    _ServerInterceptorBase = grpc.aio.ServerInterceptor
+    _ClientInterceptorBase = grpc.aio.UnaryUnaryClientInterceptor
 
 T = TypeVar("T")
 
@@ -97,7 +104,9 @@ class Authenticator(Protocol):
     async def authenticate(self, token: str | None, method: str) -> Principal | None: ...
 
 
-_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("novamind_principal", default=None)
+_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "novamind_principal", default=None
+)
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("novamind_request_id", default=None)
 
 
@@ -132,14 +141,18 @@ def to_rpc_status(error: NovamindError, service: str) -> grpc.Status:
 
 def error_from_rpc(exc: grpc.aio.AioRpcError, dependency: str) -> NovamindError:
     """Rebuild the taxonomy error a peer sent, or classify a transport failure."""
-    raw = dict(exc.trailing_metadata() or ()).get("grpc-status-details-bin")
+    trailing: Any = exc.trailing_metadata() or ()
+    raw = next((value for key, value in trailing if key == "grpc-status-details-bin"), None)
     if isinstance(raw, bytes):
         status = status_pb2.Status.FromString(raw)
         for any_detail in status.details:
             detail = common_pb2.ErrorDetail()
             if any_detail.Unpack(detail):
                 return error_for_code(
-                    detail.code, detail.message, field=detail.field or None, service=detail.service or dependency
+                    detail.code,
+                    detail.message,
+                    field=detail.field or None,
+                    service=detail.service or dependency,
                 )
     code = code_for_grpc_status(exc.code())
     if code is ErrorCode.SERVICE_UNAVAILABLE:
@@ -149,7 +162,7 @@ def error_from_rpc(exc: grpc.aio.AioRpcError, dependency: str) -> NovamindError:
     return error_for_code(code, exc.details() or code.value, service=dependency)
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):
+class ServerInterceptor(_ServerInterceptorBase):
     """Deadline, tracing, authentication, error mapping and metrics for every unary RPC."""
 
     def __init__(self, service: str, authenticator: Authenticator | None = None) -> None:
@@ -159,12 +172,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
+        if handler is None:  # unknown method: grpc answers UNIMPLEMENTED
+            return handler  # type: ignore[return-value]
         method = handler_call_details.method
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
@@ -174,13 +187,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream),
+                self._wrap_stream(method, cast(Any, handler.unary_stream)),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
 
-    def _enter(self, method: str, context: grpc.aio.ServicerContext) -> tuple[list[contextvars.Token[Any]], Any]:
+    def _enter(
+        self, method: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> tuple[list[contextvars.Token[Any]], Any]:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         tokens: list[contextvars.Token[Any]] = [
             _request_id.set(metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex),
@@ -195,7 +210,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         token = header[7:] if header.lower().startswith("bearer ") else None
         return await self._authenticator.authenticate(token, method)
 
-    async def _fail(self, context: grpc.aio.ServicerContext, method: str, exc: BaseException) -> None:
+    async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], method: str, exc: BaseException) -> None:
         if isinstance(exc, NovamindError):
             error = exc
         elif isinstance(exc, NotImplementedError):
@@ -211,12 +226,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         await context.abort(status.code, status.details, status.trailing_metadata)
 
     def _wrap_unary(self, method: str, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             tokens, (otel_token, metadata) = self._enter(method, context)
             started = time.perf_counter()
             try:
-                with self._tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER), deadline_scope(
-                    context.time_remaining()
+                with (
+                    self._tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER),
+                    deadline_scope(context.time_remaining()),
                 ):
                     principal_token = _principal.set(await self._authenticate(method, metadata))
                     try:
@@ -225,7 +241,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                         _principal.reset(principal_token)
                 GRPC_SERVER_HANDLED.labels(self._service, method, "OK").inc()
                 return response
-            except Exception as exc:  # noqa: BLE001 - every failure is mapped, none escapes raw
+            except Exception as exc:
                 await self._fail(context, method, exc)
             finally:
                 GRPC_SERVER_SECONDS.labels(self._service, method).observe(time.perf_counter() - started)
@@ -235,8 +251,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
         return handle
 
-    def _wrap_stream(self, method: str, inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-        async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    def _wrap_stream(
+        self, method: str, inner: Callable[..., AsyncIterator[Any]]
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             tokens, (otel_token, metadata) = self._enter(method, context)
             try:
                 principal_token = _principal.set(await self._authenticate(method, metadata))
@@ -246,7 +264,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 finally:
                     _principal.reset(principal_token)
                 GRPC_SERVER_HANDLED.labels(self._service, method, "OK").inc()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 await self._fail(context, method, exc)
             finally:
                 otel_context.detach(otel_token)
@@ -256,7 +274,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         return handle
 
 
-class _ClientMetadataInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _ClientMetadataInterceptor(_ClientInterceptorBase):
     """Propagates trace context, authorization and request id; caps the timeout at the deadline."""
 
     def __init__(self, default_timeout: float) -> None:
@@ -314,7 +332,9 @@ def open_channel(
         ("grpc.max_send_message_length", max_message_bytes),
     ]
     return grpc.aio.insecure_channel(
-        address, options=options, interceptors=[_ClientMetadataInterceptor(default_timeout)]
+        address,
+        options=options,
+        interceptors=[_ClientMetadataInterceptor(default_timeout)],  # type: ignore[list-item]
     )
 
 

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import grpc
 import uvicorn
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -95,13 +95,15 @@ class ServiceRuntime:
             try:
                 await check()
                 results[check_name] = "ok"
-            except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            except Exception as exc:
                 results[check_name] = str(exc) or type(exc).__name__
         ready = all(v == "ok" for v in results.values()) and not self._stopping.is_set()
         if ready != self._ready:
             log.info("readiness changed to %s", ready, extra={"checks": safe(results)})
         self._ready, self._readiness = ready, results
-        status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         for name in ("", *(s.full_name for s in self.grpc_services)):
             await self._health.set(name, status)
         return ready
@@ -229,7 +231,7 @@ class ServiceRuntime:
         for consumer in self.consumers:
             try:
                 await asyncio.wait_for(consumer.stop(), grace)
-            except Exception as exc:  # noqa: BLE001 - keep shutting the rest down
+            except Exception as exc:
                 log.error("consumer stop failed: %s", exc)
         if self._grpc_server is not None:
             await self._grpc_server.stop(grace)
@@ -241,7 +243,7 @@ class ServiceRuntime:
         for hook in self.on_shutdown:
             try:
                 await hook()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.error("shutdown hook failed: %s", exc)
         shutdown_tracing()
         log.info("%s stopped", safe(self.name))

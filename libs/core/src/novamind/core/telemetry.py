@@ -30,7 +30,9 @@ def configure_tracing(service: str, *, otlp_endpoint: str = "", version: str = "
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True)))
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True))
+        )
     trace.set_tracer_provider(provider)
     SERVICE_INFO.labels(service=service, version=version).set(1)
     _provider = provider

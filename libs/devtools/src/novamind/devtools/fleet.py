@@ -117,11 +117,16 @@ class Fleet:
 
     async def _run_once(self, label: str, argv: list[str], env_of: str) -> None:
         proc = await asyncio.create_subprocess_exec(
-            *argv, env=self._process_env(env_of), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            *argv,
+            env=self._process_env(env_of),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         output, _ = await proc.communicate()
         if proc.returncode != 0:
-            raise RuntimeError(f"{label} failed with exit code {proc.returncode}:\n{output.decode(errors='replace')}")
+            raise RuntimeError(
+                f"{label} failed with exit code {proc.returncode}:\n{output.decode(errors='replace')}"
+            )
 
     async def start_service(self, name: str, *, wait: bool = True) -> None:
         """Start (or restart) one service process."""
@@ -144,7 +149,9 @@ class Fleet:
     async def _pump(self, service: ServiceProcess) -> None:
         assert service.process is not None and service.process.stdout is not None
         colour = _COLOURS[FLEET_SERVICES.index(service.name) % len(_COLOURS)]
-        prefix = f"\033[{colour}m{service.name:>16} |\033[0m " if sys.stdout.isatty() else f"{service.name:>16} | "
+        prefix = (
+            f"\033[{colour}m{service.name:>16} |\033[0m " if sys.stdout.isatty() else f"{service.name:>16} | "
+        )
         async for line in service.process.stdout:
             if self.echo:
                 sys.stdout.write(prefix + line.decode(errors="replace"))
@@ -165,7 +172,9 @@ class Fleet:
                 await asyncio.sleep(0.1)
         raise TimeoutError(f"{name} not ready after {self.ready_timeout:.0f} s")
 
-    async def stop_service(self, name: str, *, sig: signal.Signals = signal.SIGTERM, timeout: float = 15.0) -> int:
+    async def stop_service(
+        self, name: str, *, sig: signal.Signals = signal.SIGTERM, timeout: float = 15.0
+    ) -> int:
         """Stop one service (SIGTERM drains gracefully; SIGKILL simulates a crash); its exit code."""
         service = self.services[name]
         if service.process is None:
@@ -210,8 +219,12 @@ class Fleet:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="novamind-dev", description="Run the whole Novamind fleet locally")
-    parser.add_argument("--data-dir", type=Path, default=Path("var/dev"), help="databases and state (default var/dev)")
-    parser.add_argument("--free-ports", action="store_true", help="pick free ports instead of the documented ones")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("var/dev"), help="databases and state (default var/dev)"
+    )
+    parser.add_argument(
+        "--free-ports", action="store_true", help="pick free ports instead of the documented ones"
+    )
     args = parser.parse_args(argv)
 
     async def run() -> None:

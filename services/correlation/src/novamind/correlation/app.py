@@ -16,6 +16,11 @@ def build_runtime(settings: CorrelationSettings | None = None) -> ServiceRuntime
     return ServiceRuntime(
         settings=settings,
         grpc_services=[
-            GrpcService(SERVICE_NAME, lambda server: correlation_pb2_grpc.add_CorrelationServiceServicer_to_server(servicer, server))
+            GrpcService(
+                SERVICE_NAME,
+                lambda server: correlation_pb2_grpc.add_CorrelationServiceServicer_to_server(
+                    servicer, server
+                ),
+            )
         ],
     )

@@ -16,6 +16,11 @@ def build_runtime(settings: ForecastingSettings | None = None) -> ServiceRuntime
     return ServiceRuntime(
         settings=settings,
         grpc_services=[
-            GrpcService(SERVICE_NAME, lambda server: forecasting_pb2_grpc.add_ForecastingServiceServicer_to_server(servicer, server))
+            GrpcService(
+                SERVICE_NAME,
+                lambda server: forecasting_pb2_grpc.add_ForecastingServiceServicer_to_server(
+                    servicer, server
+                ),
+            )
         ],
     )

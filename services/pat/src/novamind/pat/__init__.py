@@ -1,1 +1,2 @@
-"""Novamind PAT actigraphy service: device files to minute-level weeks, clinical sleep/circadian metrics and the Pretrained Actigraphy Transformer."""
+"""Novamind PAT actigraphy service: device files to minute-level weeks, clinical sleep and
+circadian metrics, and the Pretrained Actigraphy Transformer."""

@@ -16,6 +16,9 @@ def build_runtime(settings: ActigraphySettings | None = None) -> ServiceRuntime:
     return ServiceRuntime(
         settings=settings,
         grpc_services=[
-            GrpcService(SERVICE_NAME, lambda server: actigraphy_pb2_grpc.add_ActigraphyServiceServicer_to_server(servicer, server))
+            GrpcService(
+                SERVICE_NAME,
+                lambda server: actigraphy_pb2_grpc.add_ActigraphyServiceServicer_to_server(servicer, server),
+            )
         ],
     )

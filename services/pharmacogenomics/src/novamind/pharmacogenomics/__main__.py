@@ -1,4 +1,4 @@
-"""``python -m novamind.pharmacogenomics`` (also the ``novamind-pharmacogenomics`` command): run the service."""
+"""``python -m novamind.pharmacogenomics`` (also ``novamind-pharmacogenomics``): run the service."""
 
 from __future__ import annotations
 

@@ -16,6 +16,11 @@ def build_runtime(settings: PharmacogenomicsSettings | None = None) -> ServiceRu
     return ServiceRuntime(
         settings=settings,
         grpc_services=[
-            GrpcService(SERVICE_NAME, lambda server: pharmacogenomics_pb2_grpc.add_PharmacogenomicsServiceServicer_to_server(servicer, server))
+            GrpcService(
+                SERVICE_NAME,
+                lambda server: pharmacogenomics_pb2_grpc.add_PharmacogenomicsServiceServicer_to_server(
+                    servicer, server
+                ),
+            )
         ],
     )

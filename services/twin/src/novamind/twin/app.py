@@ -25,7 +25,9 @@ TWIN_SERVICE = twin_pb2.DESCRIPTOR.services_by_name["TwinService"].full_name
 
 def require_kafka(settings: CoreSettings) -> str:
     if not settings.kafka_bootstrap:
-        raise SystemExit("NOVAMIND_KAFKA_BOOTSTRAP is not set: the twin needs a Kafka cluster (make dev embeds one)")
+        raise SystemExit(
+            "NOVAMIND_KAFKA_BOOTSTRAP is not set: the twin needs a Kafka cluster (make dev embeds one)"
+        )
     return settings.kafka_bootstrap
 
 
@@ -57,7 +59,9 @@ def build_runtime(settings: TwinSettings | None = None) -> ServiceRuntime:
     return ServiceRuntime(
         settings=settings,
         grpc_services=[
-            GrpcService(TWIN_SERVICE, lambda server: twin_pb2_grpc.add_TwinServiceServicer_to_server(servicer, server))
+            GrpcService(
+                TWIN_SERVICE, lambda server: twin_pb2_grpc.add_TwinServiceServicer_to_server(servicer, server)
+            )
         ],
         readiness_checks={"database": database_ready},
         consumers=[readings_consumer],

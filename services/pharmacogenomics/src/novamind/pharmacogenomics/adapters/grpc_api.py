@@ -1,4 +1,4 @@
-"""The gRPC face of the pharmacogenomics service (``novamind.api.pharmacogenomics.v1.PharmacogenomicsService``).
+"""The gRPC face of the pharmacogenomics service (``PharmacogenomicsService``).
 
 RPCs not overridden here answer NOT_IMPLEMENTED with an ErrorDetail through the core interceptor.
 """

@@ -20,12 +20,14 @@ from novamind.twin.adapters import store
 class TwinServicer(twin_pb2_grpc.TwinServiceServicer):
     """Serves ``TwinService``."""
 
-    def __init__(self, engine: AsyncEngine, consumers: Sequence[ConsumerRunner], started_at: datetime) -> None:
+    def __init__(
+        self, engine: AsyncEngine, consumers: Sequence[ConsumerRunner], started_at: datetime
+    ) -> None:
         self._engine = engine
         self._consumers = consumers
         self._started_at = started_at
 
-    async def GetIngestionStats(  # noqa: N802 - gRPC method name
+    async def GetIngestionStats(
         self, request: twin_pb2.GetIngestionStatsRequest, context: grpc.aio.ServicerContext
     ) -> twin_pb2.GetIngestionStatsResponse:
         patient = request.patient.pseudonym if request.HasField("patient") else None

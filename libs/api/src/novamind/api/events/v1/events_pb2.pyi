@@ -338,8 +338,9 @@ class DeadLetter(_message.Message):
 
     The DLQ record keeps the original key and value bytes unchanged (so it can be replayed
     as-is) and carries the failure in headers, which map one-to-one to the fields below:
-      dlq.source.topic, dlq.source.partition, dlq.source.offset, dlq.consumer.group,
-      dlq.error.code, dlq.error.reason, dlq.attempts, dlq.first.failed.at, dlq.failed.at
+      dlq-source-topic, dlq-source-partition, dlq-source-offset, dlq-consumer-group,
+      dlq-error-code, dlq-reason, dlq-attempts, dlq-failed-at
+    (names in novamind.core.kafka.headers)
     plus the original record's headers (trace context included). This message is the typed form
     of one such record, used by tools that inspect, count and replay DLQs.
     """
