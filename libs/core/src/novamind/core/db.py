@@ -61,9 +61,7 @@ def _sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:
 
 
 def _postgres_engine(url: URL, *, echo: bool) -> AsyncEngine:
-    server_settings = {
-        name: str(url.query[name]) for name in _SERVER_SETTING_PARAMETERS if name in url.query
-    }
+    server_settings = {name: str(url.query[name]) for name in _SERVER_SETTING_PARAMETERS if name in url.query}
     connect_args: dict[str, Any] = {}
     if server_settings:
         connect_args["server_settings"] = server_settings

@@ -154,6 +154,9 @@ class EmbeddedBroker:
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
+            # Ctrl-C reaches only our supervisor, which stops the broker after the services
+            # have committed their offsets.
+            start_new_session=True,
         )
 
     def _wait_until_ready(self, port: int) -> None:
@@ -261,7 +264,7 @@ def _answers_metadata(host: str, port: int, timeout: float) -> bool:
     if header is None:
         return False
     _size, echoed, broker_count = struct.unpack(">iii", header)
-    return echoed == correlation_id and broker_count >= 1
+    return bool(echoed == correlation_id and broker_count >= 1)
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes | None:

@@ -53,9 +53,7 @@ def encode_headers(headers: Mapping[str, str]) -> RawHeaders:
 
 def decode_headers(raw: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
     """Kafka headers as text (invalid UTF-8 is replaced, a repeated name keeps its last value)."""
-    return {
-        name: (value or b"").decode("utf-8", errors="replace") for name, value in (raw or ())
-    }
+    return {name: (value or b"").decode("utf-8", errors="replace") for name, value in (raw or ())}
 
 
 class KafkaHeadersSetter(Setter[RawHeaders]):

@@ -88,4 +88,6 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], *, timeout: 
         if code not in (0, TopicAlreadyExistsError.errno)
     ]
     if failures:
-        raise ServiceUnavailableError(f"could not create Kafka topics ({'; '.join(failures)})", service="kafka")
+        raise ServiceUnavailableError(
+            f"could not create Kafka topics ({'; '.join(failures)})", service="kafka"
+        )

@@ -36,17 +36,19 @@ class TwinServicer(twin_pb2_grpc.TwinServiceServicer):
         since.FromDatetime(self._started_at)
         topics = []
         for consumer in self._consumers:
-            for topic, counts in consumer.stats_by_topic().items():
-                topics.append(
-                    twin_pb2.TopicIngestionStats(
-                        topic=topic,
-                        received=counts.received,
-                        applied=counts.applied,
-                        duplicates=counts.duplicate,
-                        dead_lettered=counts.dead_lettered,
-                        retried=counts.retried,
-                    )
+            counts = consumer.stats
+            # Each runner consumes one topic, so its counts are that topic's.
+            topics.extend(
+                twin_pb2.TopicIngestionStats(
+                    topic=topic,
+                    received=counts.settled,
+                    applied=counts.applied,
+                    duplicates=counts.duplicate,
+                    dead_lettered=counts.dead_lettered,
+                    retried=counts.retries,
                 )
+                for topic in consumer.topics
+            )
         return twin_pb2.GetIngestionStatsResponse(
             topics=topics, readings_applied=stats.readings, distinct_events=stats.readings, since=since
         )

@@ -18,7 +18,7 @@ readings = sa.Table(
     "readings",
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("event_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("event_id", sa.String(255), nullable=False, unique=True),
     sa.Column("patient", sa.String(64), nullable=False),
     sa.Column("schema", sa.String(64), nullable=False),
     sa.Column("start_at", sa.DateTime(timezone=True), nullable=False),
