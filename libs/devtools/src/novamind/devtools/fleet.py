@@ -227,12 +227,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    async def run() -> None:
+    async def run() -> int:
         fleet = Fleet(data_dir=args.data_dir, ports="free" if args.free_ports else "local")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        failed = False
         try:
             await fleet.start()
             print(fleet.describe(), flush=True)
@@ -244,12 +245,14 @@ def main(argv: list[str] | None = None) -> None:
                 task.cancel()
             if not stop.is_set():
                 print("a service exited; stopping the fleet", file=sys.stderr, flush=True)
+                failed = True
         finally:
             print("\nstopping Novamind ...", flush=True)
             codes = await fleet.stop()
             print("stopped: " + ", ".join(f"{n}={c}" for n, c in codes.items()), flush=True)
+        return 1 if failed or any(codes.values()) else 0
 
-    asyncio.run(run())
+    raise SystemExit(asyncio.run(run()))
 
 
 if __name__ == "__main__":
