@@ -37,7 +37,8 @@ proto: $(STAMP)
 	$(BIN)/python -m novamind.devtools.protogen
 
 lock: $(STAMP)
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements/constraints.txt
+	{ echo "# Exact versions of every package in .venv; regenerate with 'make lock'."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e'; } > requirements/constraints.txt
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache
