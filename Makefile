@@ -31,6 +31,7 @@ test: $(STAMP) lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check libs services tests bench
+	$(BIN)/ruff format --check libs services tests bench
 	$(BIN)/mypy libs/core/src libs/devtools/src $(wildcard services/*/src/novamind/*/domain)
 
 proto: $(STAMP)

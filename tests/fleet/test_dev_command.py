@@ -46,7 +46,9 @@ async def test_dev_command_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
         async with httpx.AsyncClient(timeout=5) as client:
             body = (await client.post(graphql_url.group(1), json={"query": SERVICE_HEALTH_QUERY})).json()
         statuses = {e["service"]: e["status"] for e in body["data"]["serviceHealth"]}
-        assert statuses == dict.fromkeys(("pat", "forecasting", "correlation", "pharmacogenomics", "twin"), "SERVING")
+        assert statuses == dict.fromkeys(
+            ("pat", "forecasting", "correlation", "pharmacogenomics", "twin"), "SERVING"
+        )
 
         # Ctrl-C in a terminal signals the whole foreground process group.
         os.killpg(proc.pid, signal.SIGINT)

@@ -79,7 +79,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
     expected = error.validator_value
     if validator == "required":
         required = expected if isinstance(expected, list) else []
-        missing = [name for name in required if isinstance(error.instance, dict) and name not in error.instance]
+        missing = [
+            name for name in required if isinstance(error.instance, dict) and name not in error.instance
+        ]
         return f"missing required field(s): {', '.join(missing)}"
     if validator in {"enum", "const"}:
         return f"value not allowed; expected {expected!r}"

@@ -210,7 +210,9 @@ class ServerInterceptor(_ServerInterceptorBase):
         token = header[7:] if header.lower().startswith("bearer ") else None
         return await self._authenticator.authenticate(token, method)
 
-    async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], method: str, exc: BaseException) -> None:
+    async def _fail(
+        self, context: grpc.aio.ServicerContext[Any, Any], method: str, exc: BaseException
+    ) -> None:
         if isinstance(exc, NovamindError):
             error = exc
         elif isinstance(exc, NotImplementedError):
