@@ -45,6 +45,8 @@ async def test_dev_command_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
         assert graphql_url is not None, output
         async with httpx.AsyncClient(timeout=5) as client:
             body = (await client.post(graphql_url.group(1), json={"query": SERVICE_HEALTH_QUERY})).json()
+            ide = await client.get(graphql_url.group(1), headers={"accept": "text/html"})
+        assert ide.status_code == 200 and "graphiql" in ide.text.lower()
         statuses = {e["service"]: e["status"] for e in body["data"]["serviceHealth"]}
         assert statuses == dict.fromkeys(
             ("pat", "forecasting", "correlation", "pharmacogenomics", "twin"), "SERVING"

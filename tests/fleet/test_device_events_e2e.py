@@ -17,12 +17,14 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from novamind.api.twin.v1 import twin_pb2, twin_pb2_grpc
+from novamind.core.kafka import FLEET_TOPICS
 from novamind.core.privacy import pseudonymise
 from novamind.devtools.fleet import Fleet
+from novamind.devtools.pytest_plugin import committed_offsets
 
 from .conftest import poll_until
 
@@ -193,3 +195,51 @@ async def test_thousand_events_are_applied_deduplicated_or_dead_lettered(fleet: 
         assert headers["dlq-error-code"] == "VALIDATION_ERROR"
         assert headers["dlq-source-topic"] == TOPIC
         assert int(headers["dlq-attempts"]) == 1
+
+
+async def end_offsets(bootstrap: str, partitions: int) -> list[int]:
+    """Offset after the last record of each partition, read from the records themselves."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(TOPIC, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = dict.fromkeys(tps, 0)
+        idle = 0
+        while idle < 3:
+            batches = await consumer.getmany(timeout_ms=300)
+            idle = 0 if batches else idle + 1
+            for tp, records in batches.items():
+                ends[tp] = records[-1].offset + 1
+        return [ends[tp] for tp in tps]
+    finally:
+        await consumer.stop()
+
+
+async def test_sigterm_drains_the_twin_and_commits_every_settled_offset(fleet: Fleet) -> None:
+    partitions = next(spec.partitions for spec in FLEET_TOPICS if spec.name == TOPIC)
+    producer = AIOKafkaProducer(bootstrap_servers=fleet.bootstrap, acks="all")
+    await producer.start()
+    try:
+        patient = pseudonymise(uuid.uuid4().hex, "e2e")
+        start = datetime(2026, 10, 25, 0, 0, tzinfo=UTC)
+        for i in range(60):
+            point = step_count_point(str(uuid.uuid4()), patient, start + timedelta(minutes=i), i)
+            await producer.send(TOPIC, point, key=patient.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    expected = await end_offsets(fleet.bootstrap, partitions)
+    await poll_until(
+        lambda: ingestion_counts(fleet),
+        lambda c: stored(fleet.data_dir / "twin.db", [patient])[0] == 60,
+        timeout=60,
+    )
+
+    exit_code = await fleet.stop_service("twin")  # SIGTERM
+    try:
+        assert exit_code == 0
+        assert await committed_offsets(fleet.bootstrap, "twin", TOPIC, partitions) == expected
+    finally:
+        await fleet.start_service("twin")

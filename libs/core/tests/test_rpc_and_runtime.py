@@ -21,6 +21,7 @@ from novamind.core.rpc import ServiceClient, open_channel
 from novamind.core.service import GrpcService, ServiceRuntime
 from novamind.core.telemetry import configure_tracing
 from novamind.devtools.net import free_port
+from novamind.devtools.pytest_plugin import running_service
 
 FORECASTING = forecasting_pb2.DESCRIPTOR.services_by_name["ForecastingService"].full_name
 
@@ -72,17 +73,8 @@ async def running() -> AsyncIterator[tuple[ServiceRuntime, ProbeServicer, dict[s
         readiness_checks={"model": model_loaded},
         readiness_interval_seconds=0.05,
     )
-    task = asyncio.create_task(runtime.run())
-    async with httpx.AsyncClient() as client:
-        for _ in range(200):
-            try:
-                if (await client.get(f"http://127.0.0.1:{settings.http_port}/healthz")).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                await asyncio.sleep(0.02)
-    yield runtime, servicer, flags
-    runtime.request_stop()
-    await asyncio.wait_for(task, 15)
+    async with running_service(runtime):
+        yield runtime, servicer, flags
 
 
 def _client(

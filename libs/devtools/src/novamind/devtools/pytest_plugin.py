@@ -18,6 +18,7 @@ with a bound instead of sleeping for a guessed time. :func:`read_records` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
@@ -30,6 +31,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from novamind.core.service import ServiceRuntime
 from novamind.devtools.broker import resolve_bootstrap
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,47 @@ async def wait_for(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def running_service(runtime: ServiceRuntime, *, timeout: float = 15.0) -> AsyncIterator[ServiceRuntime]:
+    """Run ``runtime`` in this event loop until the block ends, then stop it gracefully.
+
+    Returns once the ops HTTP server answers ``/healthz``; raises if the runtime fails first.
+    """
+    import httpx
+
+    task = asyncio.create_task(runtime.run())
+    url = f"http://127.0.0.1:{runtime.settings.http_port}/healthz"
+    async with httpx.AsyncClient(timeout=1.0) as client:
+
+        async def answers() -> bool:
+            if task.done():
+                task.result()
+                raise RuntimeError("the service stopped during start-up")
+            try:
+                return (await client.get(url)).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await wait_for(answers, timeout=timeout, what=f"{runtime.name} /healthz")
+    try:
+        yield runtime
+    finally:
+        runtime.request_stop()
+        await asyncio.wait_for(task, timeout)
+
+
+async def health_status(grpc_port: int, service: str = "") -> str:
+    """The gRPC health status name (``SERVING`` ...) a local server reports for ``service``."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        response = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=5
+        )
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
 
 async def read_records(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
+from novamind.gateway.adapters.graphql_errors import ErrorCodes
 from novamind.gateway.adapters.health_checks import FleetHealthChecker
 from novamind.gateway.domain.health import ServiceHealthReport
 from novamind.gateway.domain.health import ServingStatus as DomainServingStatus
@@ -49,4 +50,4 @@ class Query:
         return [ServiceHealth.from_report(r) for r in await checker.check_all()]
 
 
-schema = strawberry.Schema(query=Query)
+schema = strawberry.Schema(query=Query, extensions=[ErrorCodes])

@@ -1,0 +1,47 @@
+"""GraphQL errors carry ``extensions.code`` from the core error mapping, and nothing internal.
+
+A resolver raising a :class:`~novamind.core.errors.NovamindError` yields an error whose
+``extensions`` hold the mapped ``code`` plus the ``service`` and ``field`` it names. Any other
+exception is masked as ``INTERNAL_SERVER_ERROR`` (its message might carry internals or PHI).
+Errors GraphQL itself raises (syntax, validation) get ``GRAPHQL_VALIDATION_FAILED``.
+"""
+
+from __future__ import annotations
+
+from graphql.error import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from novamind.core.errors import ERROR_MAPPINGS, ErrorCode, NovamindError
+
+GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+
+
+def _is_unexpected(error: GraphQLError) -> bool:
+    return error.original_error is not None and not isinstance(error.original_error, NovamindError)
+
+
+class ErrorCodes(MaskErrors):
+    """Strawberry schema extension applying the one error mapping to every GraphQL error."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=_is_unexpected, error_message="internal error")
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": ERROR_MAPPINGS[ErrorCode.INTERNAL_ERROR].graphql_code}
+        return masked
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        processed = super()._process_errors(errors)
+        for error in processed:
+            original = error.original_error
+            extensions = dict(error.extensions or {})
+            if isinstance(original, NovamindError):
+                extensions["code"] = original.mapping.graphql_code
+                if original.service:
+                    extensions["service"] = original.service
+                if original.field:
+                    extensions["field"] = original.field
+            extensions.setdefault("code", GRAPHQL_VALIDATION_FAILED)
+            error.extensions = extensions
+        return processed
