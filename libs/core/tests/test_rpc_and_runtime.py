@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import ClassVar
+from functools import partial
+from typing import Any, ClassVar
 
 import grpc
 import httpx
@@ -50,6 +51,15 @@ class ProbeServicer(forecasting_pb2_grpc.ForecastingServiceServicer):
         return forecasting_pb2.ForecastResponse()
 
 
+def probe_runtime(servicer: ProbeServicer, **options: Any) -> ServiceRuntime:
+    """A runtime serving ``servicer`` as ForecastingService on free loopback ports."""
+    settings = _Settings(
+        grpc_host="127.0.0.1", grpc_port=free_port(), http_host="127.0.0.1", http_port=free_port()
+    )
+    register = partial(forecasting_pb2_grpc.add_ForecastingServiceServicer_to_server, servicer)
+    return ServiceRuntime(settings=settings, grpc_services=[GrpcService(FORECASTING, register)], **options)
+
+
 @pytest.fixture
 async def running() -> AsyncIterator[tuple[ServiceRuntime, ProbeServicer, dict[str, bool]]]:
     servicer = ProbeServicer()
@@ -59,19 +69,8 @@ async def running() -> AsyncIterator[tuple[ServiceRuntime, ProbeServicer, dict[s
         if not flags["ready"]:
             raise RuntimeError("model weights missing")
 
-    settings = _Settings(
-        grpc_host="127.0.0.1", grpc_port=free_port(), http_host="127.0.0.1", http_port=free_port()
-    )
-    runtime = ServiceRuntime(
-        settings=settings,
-        grpc_services=[
-            GrpcService(
-                FORECASTING,
-                lambda s: forecasting_pb2_grpc.add_ForecastingServiceServicer_to_server(servicer, s),
-            )
-        ],
-        readiness_checks={"model": model_loaded},
-        readiness_interval_seconds=0.05,
+    runtime = probe_runtime(
+        servicer, readiness_checks={"model": model_loaded}, readiness_interval_seconds=0.05
     )
     async with running_service(runtime):
         yield runtime, servicer, flags
@@ -152,20 +151,9 @@ async def test_health_follows_readiness(running) -> None:  # type: ignore[no-unt
 
 async def test_stop_drains_in_flight_requests() -> None:
     servicer = ProbeServicer()
-    settings = _Settings(
-        grpc_host="127.0.0.1", grpc_port=free_port(), http_host="127.0.0.1", http_port=free_port()
-    )
-    runtime = ServiceRuntime(
-        settings=settings,
-        grpc_services=[
-            GrpcService(
-                FORECASTING,
-                lambda s: forecasting_pb2_grpc.add_ForecastingServiceServicer_to_server(servicer, s),
-            )
-        ],
-    )
+    runtime = probe_runtime(servicer)
     task = asyncio.create_task(runtime.run())
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.settings.grpc_port}") as channel:
         stub = forecasting_pb2_grpc.ForecastingServiceStub(channel)
         await stub.Forecast(forecasting_pb2.ForecastRequest(horizon_days=1), wait_for_ready=True, timeout=10)
 

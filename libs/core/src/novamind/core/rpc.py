@@ -53,6 +53,7 @@ from novamind.core.resilience import (
     effective_timeout,
     retry_async,
 )
+from novamind.core.telemetry import LATENCY_BUCKETS_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ GRPC_SERVER_SECONDS = Histogram(
     "novamind_grpc_server_handling_seconds",
     "Server-side RPC latency (seconds)",
     ["service", "method"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=LATENCY_BUCKETS_SECONDS,
 )
 GRPC_CLIENT_HANDLED = Counter(
     "novamind_grpc_client_handled_total", "RPCs completed by clients", ["dependency", "method", "code"]
@@ -84,7 +85,7 @@ GRPC_CLIENT_SECONDS = Histogram(
     "novamind_grpc_client_handling_seconds",
     "Client-side RPC latency including retries (seconds)",
     ["dependency", "method"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=LATENCY_BUCKETS_SECONDS,
 )
 
 

@@ -16,6 +16,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 
+#: Histogram buckets for request and handler latencies (seconds): 1 ms to 30 s.
+LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
 SERVICE_INFO = Gauge("novamind_service_info", "Service identity", ["service", "version"])
 
 _provider: TracerProvider | None = None

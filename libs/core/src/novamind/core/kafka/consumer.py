@@ -72,6 +72,7 @@ from novamind.core.kafka.ledger import DuplicateEvent, IdempotencyLedger
 from novamind.core.kafka.producer import EventProducer
 from novamind.core.kafka.topics import dlq_topic
 from novamind.core.resilience import RetryPolicy, is_transient, retry_async
+from novamind.core.telemetry import LATENCY_BUCKETS_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ HANDLER_SECONDS = Histogram(
     "novamind_kafka_handler_seconds",
     "Time for one handler attempt including its ledger transaction (seconds)",
     ["topic", "group"],
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    buckets=LATENCY_BUCKETS_SECONDS,
 )
 CONSUMER_LAG = Gauge(
     "novamind_kafka_consumer_lag",
@@ -130,27 +131,34 @@ class DecodedEvent:
     timestamp_ms: int | None = None
 
     @classmethod
-    def from_record(cls, record: ConsumerRecord, payload: Any) -> DecodedEvent:
+    def from_record(
+        cls,
+        record: ConsumerRecord,
+        payload: Any,
+        *,
+        event_id: str | None = None,
+        event_type: str | None = None,
+    ) -> DecodedEvent:
         """The event for ``record`` with an already decoded ``payload``.
 
-        Raises :class:`ValidationError` when the ``event-id`` header is missing or too long, or
-        the key is not UTF-8.
+        ``event_id`` and ``event_type`` default to the ``event-id`` / ``event-type`` headers; a
+        payload that carries its own id (an Open mHealth header's uuid) passes it here.
+        Raises :class:`ValidationError` when the event id is missing or longer than 255
+        characters, or the key is not UTF-8.
         """
         headers = decode_headers(record.headers)
-        event_id = headers.get(EVENT_ID, "").strip()
+        event_id = (event_id if event_id is not None else headers.get(EVENT_ID, "")).strip()
         if not event_id:
             raise ValidationError("the record has no event-id header", field=f"headers.{EVENT_ID}")
         if len(event_id) > 255:
-            raise ValidationError(
-                "the event-id header is longer than 255 characters", field=f"headers.{EVENT_ID}"
-            )
+            raise ValidationError("the event id is longer than 255 characters", field=f"headers.{EVENT_ID}")
         try:
             key = record.key.decode("utf-8") if record.key is not None else None
         except UnicodeDecodeError as exc:
             raise ValidationError("the record key is not UTF-8", field="key") from exc
         return cls(
             event_id=event_id,
-            event_type=headers.get(EVENT_TYPE, ""),
+            event_type=event_type if event_type is not None else headers.get(EVENT_TYPE, ""),
             key=key,
             payload=payload,
             headers=headers,

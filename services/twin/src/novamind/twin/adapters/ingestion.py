@@ -21,36 +21,29 @@ from novamind.twin.domain.readings import Reading
 
 
 def decode_device_reading(record: Any) -> DecodedEvent:
-    """A Kafka record of ``device.readings.v1`` as a decoded event (raises ValidationError)."""
+    """A Kafka record of ``device.readings.v1`` as a decoded event (raises ValidationError).
+
+    The key must be the patient's pseudonym; the event id is the data point's header uuid.
+    """
     if not record.key:
         raise ValidationError("record key (the patient pseudonym) is missing", field="key")
-    try:
-        patient = record.key.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise ValidationError("record key is not an ASCII pseudonym", field="key") from exc
-    if not is_pseudonym(patient):
+    if not is_pseudonym(record.key.decode("ascii", "replace")):
         raise ValidationError("record key is not a patient pseudonym (pt_ + 20 hex digits)", field="key")
     if record.value is None:
         raise ValidationError("record has no value", field="value")
     point = parse_data_point(record.value)
-    if point.user_id is not None and point.user_id != patient:
-        raise ValidationError("header.user_id does not match the record key", field="$.header.user_id")
-    headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
-    return DecodedEvent(
-        event_id=point.event_id,
-        key=patient,
-        payload=point,
-        headers=headers,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        event_type=f"omh:{point.schema}:{point.schema_version}",
+    event = DecodedEvent.from_record(
+        record, point, event_id=point.event_id, event_type=f"omh:{point.schema}:{point.schema_version}"
     )
+    if point.user_id is not None and point.user_id != event.key:
+        raise ValidationError("header.user_id does not match the record key", field="$.header.user_id")
+    return event
 
 
 async def apply_device_reading(event: DecodedEvent, session: AsyncSession) -> None:
     """Store the reading of ``event`` in the caller's transaction."""
     point = event.payload
+    assert event.key is not None  # guaranteed by decode_device_reading
     await store.add_reading(
         session,
         Reading(
