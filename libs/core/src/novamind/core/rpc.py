@@ -19,11 +19,12 @@ failures back into taxonomy errors.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
@@ -194,15 +195,17 @@ class ServerInterceptor(_ServerInterceptorBase):
             )
         return handler
 
-    def _enter(
-        self, method: str, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> tuple[list[contextvars.Token[Any]], Any]:
+    @contextlib.contextmanager
+    def _request_scope(self, context: grpc.aio.ServicerContext[Any, Any]) -> Iterator[dict[str, str]]:
+        """Request id and caller's trace context active for the call; yields the text metadata."""
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-        tokens: list[contextvars.Token[Any]] = [
-            _request_id.set(metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex),
-        ]
+        request_id_token = _request_id.set(metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex)
         otel_token = otel_context.attach(propagate.extract(metadata))
-        return tokens, (otel_token, metadata)
+        try:
+            yield metadata
+        finally:
+            otel_context.detach(otel_token)
+            _request_id.reset(request_id_token)
 
     async def _authenticate(self, method: str, metadata: dict[str, str]) -> Principal | None:
         if self._authenticator is None:
@@ -230,27 +233,24 @@ class ServerInterceptor(_ServerInterceptorBase):
 
     def _wrap_unary(self, method: str, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            tokens, (otel_token, metadata) = self._enter(method, context)
             started = time.perf_counter()
-            try:
-                with (
-                    self._tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER),
-                    deadline_scope(context.time_remaining()),
-                ):
-                    principal_token = _principal.set(await self._authenticate(method, metadata))
-                    try:
-                        response = await inner(request, context)
-                    finally:
-                        _principal.reset(principal_token)
-                GRPC_SERVER_HANDLED.labels(self._service, method, "OK").inc()
-                return response
-            except Exception as exc:
-                await self._fail(context, method, exc)
-            finally:
-                GRPC_SERVER_SECONDS.labels(self._service, method).observe(time.perf_counter() - started)
-                otel_context.detach(otel_token)
-                for token in reversed(tokens):
-                    token.var.reset(token)
+            with self._request_scope(context) as metadata:
+                try:
+                    with (
+                        self._tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER),
+                        deadline_scope(context.time_remaining()),
+                    ):
+                        principal_token = _principal.set(await self._authenticate(method, metadata))
+                        try:
+                            response = await inner(request, context)
+                        finally:
+                            _principal.reset(principal_token)
+                    GRPC_SERVER_HANDLED.labels(self._service, method, "OK").inc()
+                    return response
+                except Exception as exc:
+                    await self._fail(context, method, exc)
+                finally:
+                    GRPC_SERVER_SECONDS.labels(self._service, method).observe(time.perf_counter() - started)
 
         return handle
 
@@ -258,21 +258,17 @@ class ServerInterceptor(_ServerInterceptorBase):
         self, method: str, inner: Callable[..., AsyncIterator[Any]]
     ) -> Callable[..., AsyncIterator[Any]]:
         async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            tokens, (otel_token, metadata) = self._enter(method, context)
-            try:
-                principal_token = _principal.set(await self._authenticate(method, metadata))
+            with self._request_scope(context) as metadata:
                 try:
-                    async for item in inner(request, context):
-                        yield item
-                finally:
-                    _principal.reset(principal_token)
-                GRPC_SERVER_HANDLED.labels(self._service, method, "OK").inc()
-            except Exception as exc:
-                await self._fail(context, method, exc)
-            finally:
-                otel_context.detach(otel_token)
-                for token in reversed(tokens):
-                    token.var.reset(token)
+                    principal_token = _principal.set(await self._authenticate(method, metadata))
+                    try:
+                        async for item in inner(request, context):
+                            yield item
+                    finally:
+                        _principal.reset(principal_token)
+                    GRPC_SERVER_HANDLED.labels(self._service, method, "OK").inc()
+                except Exception as exc:
+                    await self._fail(context, method, exc)
 
         return handle
 
