@@ -16,6 +16,8 @@ matplotlib.use("Agg")  # headless rendering; must precede pyplot
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.patches import Rectangle
 
 SLEEP_COLOUR = "#4f81bd"
 NON_WEAR_COLOUR = "#bbbbbb"
@@ -27,12 +29,12 @@ def _day_rows(series: pd.Series, day_starts: pd.DatetimeIndex) -> list[pd.Series
     rows = []
     for start in day_starts:
         day = series[(series.index >= start) & (series.index < start + pd.Timedelta(days=1))]
-        hours = (day.index - start) / pd.Timedelta(hours=1)
+        hours = (pd.DatetimeIndex(day.index) - start) / pd.Timedelta(hours=1)
         rows.append(pd.Series(day.to_numpy(dtype=float), index=np.asarray(hours, dtype=float)))
     return rows
 
 
-def _band(ax: plt.Axes, values: pd.Series, offset_hours: float, colour: str, alpha: float) -> None:
+def _band(ax: Axes, values: pd.Series, offset_hours: float, colour: str, alpha: float) -> None:
     """Fill under a step curve of ``values`` (0..1) starting ``offset_hours`` into the row."""
     if values.empty:
         return
@@ -94,7 +96,7 @@ def render_actogram(
     bottom.set_xlabel("local clock time (two days per row)")
     fig.suptitle(title)
     handles = [
-        plt.Rectangle((0, 0), 1, 1, color=c, alpha=a)
+        Rectangle((0, 0), 1, 1, color=c, alpha=a)
         for c, a in ((ACTIVITY_COLOUR, 1.0), (SLEEP_COLOUR, 0.35), (NON_WEAR_COLOUR, 0.6))
     ]
     fig.legend(handles, ["activity", "scored sleep", "non-wear / missing"], loc="upper right", fontsize=8)

@@ -40,12 +40,12 @@ class Recording:
 
     @property
     def start(self) -> pd.Timestamp:
-        return self.activity.index[0]
+        return pd.Timestamp(self.activity.index[0])
 
     @property
     def end(self) -> pd.Timestamp:
         """Start of the last epoch plus one epoch (exclusive end)."""
-        return self.activity.index[-1] + pd.Timedelta(seconds=self.epoch_seconds)
+        return pd.Timestamp(self.activity.index[-1]) + pd.Timedelta(seconds=self.epoch_seconds)
 
     @property
     def n_epochs(self) -> int:
