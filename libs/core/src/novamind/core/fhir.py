@@ -29,7 +29,10 @@ class Code:
     display: str
 
     def concept(self) -> dict[str, Any]:
-        return {"coding": [{"system": self.system, "code": self.code, "display": self.display}], "text": self.display}
+        return {
+            "coding": [{"system": self.system, "code": self.code, "display": self.display}],
+            "text": self.display,
+        }
 
 
 def _instant(value: datetime) -> str:
