@@ -1,15 +1,8 @@
-"""``python -m novamind.pat`` (also the ``novamind-pat`` command): run the service."""
+"""``python -m novamind.pat`` (also the ``novamind-pat`` command): the service and its tools."""
 
 from __future__ import annotations
 
-from novamind.core.service import run_service
-
-
-def main() -> None:
-    from novamind.pat.app import build_runtime
-
-    run_service(build_runtime)
-
+from novamind.pat.cli import main
 
 if __name__ == "__main__":
     main()
