@@ -1,0 +1,1 @@
+"""Training commands of the PAT service: pretraining and fine-tuning."""
