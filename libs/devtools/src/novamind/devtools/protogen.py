@@ -4,7 +4,7 @@ Usage::
 
     python -m novamind.devtools.protogen [--out DIR]
 
-Every ``.proto`` under ``proto/`` is compiled in-process with ``grpc_tools.protoc`` into
+Every ``.proto`` under ``proto/`` is compiled with ``grpc_tools.protoc`` into
 ``DIR/novamind/api/<domain>/v1/`` (``*_pb2.py``, ``*_pb2_grpc.py`` and their ``.pyi`` stubs
 from mypy-protobuf); JSON Schemas under ``proto/schemas/`` are copied byte for byte into
 ``DIR/novamind/api/schemas/``. ``DIR`` defaults to ``libs/api/src``.
@@ -20,11 +20,10 @@ from __future__ import annotations
 import argparse
 import importlib.resources
 import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-from grpc_tools import protoc
 
 #: Suffixes of files protoc and mypy-protobuf write; anything else under the package is kept.
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
@@ -34,6 +33,10 @@ API_PACKAGE_DOCSTRING = (
     '"""Novamind v1 contracts: generated from proto/ by `python -m novamind.devtools.protogen`.'
     ' Do not edit."""\n'
 )
+
+
+#: Runs ``grpc_tools.protoc`` on the child's command line (``sys.argv[0]`` is ``-c``).
+_PROTOC_MAIN = "import sys; from grpc_tools import protoc; sys.exit(protoc.main(sys.argv))"
 
 
 class ProtogenError(RuntimeError):
@@ -92,7 +95,6 @@ def _run_protoc(proto_root: Path, protos: Sequence[Path], out_dir: Path) -> None
     well_known = importlib.resources.files("grpc_tools") / "_proto"
     with importlib.resources.as_file(well_known) as well_known_dir:
         args = [
-            "grpc_tools.protoc",
             f"--proto_path={proto_root}",
             f"--proto_path={well_known_dir}",
             f"--plugin=protoc-gen-mypy={_plugin('protoc-gen-mypy')}",
@@ -104,7 +106,9 @@ def _run_protoc(proto_root: Path, protos: Sequence[Path], out_dir: Path) -> None
             # Paths relative to the include root, so nothing machine-specific reaches the output.
             *(p.relative_to(proto_root).as_posix() for p in protos),
         ]
-        status = protoc.main(args)
+        # In a child interpreter: protoc's C++ protobuf clashes with other copies loaded in the
+        # calling process (TensorFlow's, in a test run) and crashes it.
+        status = subprocess.run([sys.executable, "-c", _PROTOC_MAIN, *args], check=False).returncode
     if status != 0:
         raise ProtogenError(f"protoc failed with exit status {status} (see messages above)")
 
