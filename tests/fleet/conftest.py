@@ -27,6 +27,8 @@ async def fleet(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) 
         bootstrap=kafka_bootstrap,
         echo=False,
         env={"NOVAMIND_ENVIRONMENT": "test"},
+        model_dir=tmp_path_factory.mktemp("models"),
+        pretrain_args=("--steps", "2", "--synthetic-recordings", "4"),
     )
     try:
         await fleet.start()

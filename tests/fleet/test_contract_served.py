@@ -30,7 +30,11 @@ CONTRACTS = {
     "twin": (twin_pb2, "TwinService"),
 }
 #: RPCs the foundation already serves for real.
-SERVED = {"novamind.api.twin.v1.TwinService/GetIngestionStats"}
+SERVED = {
+    "novamind.api.twin.v1.TwinService/GetIngestionStats",
+    "novamind.api.actigraphy.v1.ActigraphyService/Embed",
+    "novamind.api.actigraphy.v1.ActigraphyService/Analyze",
+}
 
 
 async def list_services(channel: grpc.aio.Channel) -> set[str]:

@@ -189,3 +189,13 @@ def test_error_detail_message_is_the_shared_contract() -> None:
         "field",
         "retryable",
     }
+
+
+async def test_handlers_that_abort_with_their_own_status_keep_it(running) -> None:  # type: ignore[no-untyped-def]
+    runtime, _, _ = running
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.settings.grpc_port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="no.such.Service")
+            )
+    assert caught.value.code() is grpc.StatusCode.NOT_FOUND

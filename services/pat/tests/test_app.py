@@ -1,28 +1,111 @@
-"""The pat composition root serves its contract with health, and unserved RPCs say so."""
+"""The pat service end to end over gRPC: not ready without verified weights; Embed and Analyze with them."""
 
 from __future__ import annotations
 
-import grpc
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from novamind.api.actigraphy.v1 import actigraphy_pb2, actigraphy_pb2_grpc
+from novamind.api.common.v1 import common_pb2
+from novamind.core.errors import ModelNotReadyError, ValidationError
+from novamind.core.resilience import CircuitBreakers, RetryPolicy
+from novamind.core.rpc import ServiceClient, open_channel
 from novamind.devtools.net import free_port
 from novamind.devtools.pytest_plugin import health_status, running_service
 from novamind.pat.app import SERVICE_NAME, build_runtime
 from novamind.pat.config import ActigraphySettings
+from novamind.pat.training.pretrain import PretrainConfig, pretrain
+
+ARTIFACT = "pat-s-test"
 
 
-async def test_serves_health_and_answers_unserved_rpcs_not_implemented() -> None:
-    settings = ActigraphySettings(
-        grpc_host="127.0.0.1", grpc_port=free_port(), http_host="127.0.0.1", http_port=free_port()
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    config = PretrainConfig(size="S", steps=2, batch_size=4, synthetic_recordings=4, synthetic_days=8, seed=3)
+    pretrain(config, data_dir=None, out_dir=root / ARTIFACT)
+    return root
+
+
+def settings_for(model_dir: Path) -> ActigraphySettings:
+    return ActigraphySettings(
+        grpc_host="127.0.0.1",
+        grpc_port=free_port(),
+        http_host="127.0.0.1",
+        http_port=free_port(),
+        model_dir=model_dir,
+        pat_artifact=ARTIFACT,
+        pat_device="cpu",
     )
+
+
+def week(values: np.ndarray) -> common_pb2.TimeSeries:
+    start = Timestamp()
+    start.FromJsonString("2026-03-02T00:00:00Z")
+    return common_pb2.TimeSeries(
+        start=start, step_seconds=60, values=values.tolist(), unit="{counts}/min", time_zone="UTC"
+    )
+
+
+def a_week_of_activity() -> np.ndarray:
+    minute = np.arange(10_080)
+    awake = ((minute % 1440) >= 7 * 60) & ((minute % 1440) < 23 * 60)
+    rng = np.random.default_rng(0)
+    return np.where(awake, rng.poisson(250, 10_080), rng.poisson(1, 10_080)).astype(float)
+
+
+async def test_without_verified_weights_the_service_is_not_ready_and_says_why(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
     async with running_service(build_runtime(settings)):
-        assert SERVICE_NAME == "novamind.api.actigraphy.v1.ActigraphyService"
+        assert await health_status(settings.grpc_port, SERVICE_NAME) == "NOT_SERVING"
+        async with open_channel(f"127.0.0.1:{settings.grpc_port}") as channel:
+            client = ServiceClient(
+                "pat", channel, breakers=CircuitBreakers(), retry_policy=RetryPolicy(max_attempts=1)
+            )
+            stub = actigraphy_pb2_grpc.ActigraphyServiceStub(channel)
+            with pytest.raises(ModelNotReadyError) as caught:
+                await client.call(stub.Embed, actigraphy_pb2.EmbedRequest(week=week(a_week_of_activity())))
+    assert "manifest.json" in caught.value.message
+
+
+async def test_embed_and_analyze_a_week(model_dir: Path) -> None:
+    settings = settings_for(model_dir)
+    manifest = json.loads((model_dir / ARTIFACT / "manifest.json").read_text())
+    async with running_service(build_runtime(settings)):
         assert await health_status(settings.grpc_port, SERVICE_NAME) == "SERVING"
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel:
-            with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await actigraphy_pb2_grpc.ActigraphyServiceStub(channel).Embed(
-                    actigraphy_pb2.EmbedRequest(), timeout=5
+        async with open_channel(f"127.0.0.1:{settings.grpc_port}", default_timeout=60) as channel:
+            stub = actigraphy_pb2_grpc.ActigraphyServiceStub(channel)
+            values = a_week_of_activity()
+            embedded = await stub.Embed(actigraphy_pb2.EmbedRequest(week=week(values)))
+            assert embedded.embedding.dimension == 96 and len(embedded.embedding.values) == 96
+            assert embedded.model.weights_sha256 == manifest["sha256"]
+            assert embedded.input_quality.minutes_present == 10_080
+
+            analysed = await stub.Analyze(
+                actigraphy_pb2.AnalyzeRequest(
+                    patient=common_pb2.PatientRef(pseudonym="pt_0123456789abcdef0123"),
+                    week=week(values),
+                    include=actigraphy_pb2.AnalysisInclude(
+                        metrics=True, embedding=True, explanation=True, fhir=True
+                    ),
                 )
-    assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
-    assert "Embed" in (caught.value.details() or "")
+            )
+            assert analysed.circadian.HasField("interdaily_stability")
+            assert analysed.circadian.l5_onset and analysed.circadian.m10_onset
+            assert analysed.sleep.nights_analyzed >= 4
+            assert 7 * 60 <= analysed.sleep.total_sleep_time_minutes <= 9 * 60
+            assert analysed.explanation.rows == 7 and analysed.explanation.cols == 24
+            assert sum(analysed.explanation.weights) == pytest.approx(1.0, abs=1e-4)
+            assert json.loads(analysed.fhir_bundle_json)["resourceType"] == "Bundle"
+            assert analysed.risk.model_loaded is False and "no risk model" in analysed.risk.status_message
+
+            client = ServiceClient(
+                "pat", channel, breakers=CircuitBreakers(), retry_policy=RetryPolicy(max_attempts=1)
+            )
+            with pytest.raises(ValidationError) as caught:
+                await client.call(stub.Embed, actigraphy_pb2.EmbedRequest(week=week(values[:100])))
+            assert caught.value.field == "week.values"

@@ -217,6 +217,9 @@ class ServerInterceptor(_ServerInterceptorBase):
     async def _fail(
         self, context: grpc.aio.ServicerContext[Any, Any], method: str, exc: BaseException
     ) -> None:
+        if isinstance(exc, grpc.aio.AbortError):
+            # The handler aborted with its own status (the health service's NOT_FOUND, say).
+            raise exc
         if isinstance(exc, NovamindError):
             error = exc
         elif isinstance(exc, NotImplementedError):

@@ -203,8 +203,9 @@ class ServiceRuntime:
             for hook in self.on_startup:
                 await hook()
             await self._start_grpc()
-            tasks.append(await self._start_http())
+            # Health answers before the ops port opens, so /healthz never precedes a status.
             await self.evaluate_readiness()
+            tasks.append(await self._start_http())
             for consumer in self.consumers:
                 await consumer.start()
                 tasks.append(asyncio.create_task(consumer.run(), name="consumer"))

@@ -23,10 +23,15 @@ from pathlib import Path
 
 import httpx
 
-from novamind.core.config import BACKEND_SERVICES, LOCAL_PORTS
+from novamind.core.config import BACKEND_SERVICES, LOCAL_PORTS, CoreSettings
 from novamind.core.kafka import FLEET_TOPICS, ensure_topics
 from novamind.devtools.broker import EmbeddedBroker
 from novamind.devtools.net import free_port
+
+#: The PAT artifact the fleet serves (the pat service's default ``NOVAMIND_PAT_ARTIFACT``).
+PAT_ARTIFACT = "pat-s-dev"
+#: Device files the development artifact also learns from, when the checkout has them beside it.
+SHARED_ACTIGRAPHY = Path("..") / "shared" / "data" / "actigraphy"
 
 #: Start order: the gateway last, so its first health report finds the back-ends up.
 FLEET_SERVICES: tuple[str, ...] = (*BACKEND_SERVICES, "gateway")
@@ -61,6 +66,10 @@ class Fleet:
     ready_timeout: float = 60.0
     #: Kafka bootstrap servers; empty means NOVAMIND_KAFKA_BOOTSTRAP, else an embedded broker.
     bootstrap: str = ""
+    #: Where model artifacts live (NOVAMIND_MODEL_DIR of every process).
+    model_dir: Path = Path("models")
+    #: Extra ``novamind-pat pretrain`` arguments used when the PAT artifact is missing.
+    pretrain_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.broker: EmbeddedBroker | None = None
@@ -88,6 +97,7 @@ class Fleet:
             {
                 "NOVAMIND_KAFKA_BOOTSTRAP": self.bootstrap,
                 "NOVAMIND_DATA_DIR": str(self.data_dir),
+                "NOVAMIND_MODEL_DIR": str(self.model_dir),
                 "NOVAMIND_GRPC_HOST": "127.0.0.1",
                 "NOVAMIND_HTTP_HOST": "127.0.0.1",
                 "NOVAMIND_GRPC_PORT": str(self.services[name].grpc_port),
@@ -111,9 +121,20 @@ class Fleet:
             self.bootstrap = self.broker.bootstrap
         await ensure_topics(self.bootstrap, FLEET_TOPICS)
         await self._run_once("twin-migrate", [sys.executable, "-m", "novamind.twin", "migrate"], "twin")
+        await self._ensure_pat_artifact()
         for name in FLEET_SERVICES:
             await self.start_service(name, wait=False)
         await asyncio.gather(*(self.wait_ready(name) for name in FLEET_SERVICES))
+
+    async def _ensure_pat_artifact(self) -> None:
+        """Train the development PAT artifact when none is present (a few minutes on a CPU)."""
+        artifact = self.model_dir / PAT_ARTIFACT
+        if (artifact / "manifest.json").is_file():
+            return
+        if self.echo:
+            print(f"no PAT weights in {artifact}: pretraining the development artifact ...", flush=True)
+        argv = [sys.executable, "-m", "novamind.pat", "pretrain", "--out", str(artifact), *self.pretrain_args]
+        await self._run_once("pat-pretrain", argv, "pat")
 
     async def _run_once(self, label: str, argv: list[str], env_of: str) -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -225,10 +246,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--free-ports", action="store_true", help="pick free ports instead of the documented ones"
     )
+    parser.add_argument("--model-dir", type=Path, help="model artifacts (default: NOVAMIND_MODEL_DIR)")
+    parser.add_argument(
+        "--pretrain-steps", type=int, help="steps for a missing development PAT artifact (default 400)"
+    )
     args = parser.parse_args(argv)
+    pretrain_args: list[str] = []
+    if args.pretrain_steps is not None:
+        pretrain_args += ["--steps", str(args.pretrain_steps)]
+    if SHARED_ACTIGRAPHY.is_dir():
+        pretrain_args += ["--data-dir", str(SHARED_ACTIGRAPHY)]
 
     async def run() -> int:
-        fleet = Fleet(data_dir=args.data_dir, ports="free" if args.free_ports else "local")
+        fleet = Fleet(
+            data_dir=args.data_dir,
+            ports="free" if args.free_ports else "local",
+            model_dir=args.model_dir or CoreSettings().model_dir,
+            pretrain_args=tuple(pretrain_args),
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from novamind.api.actigraphy.v1 import actigraphy_pb2, actigraphy_pb2_grpc
 from novamind.core.service import GrpcService, ServiceRuntime
 from novamind.pat.adapters.grpc_api import ActigraphyServicer
+from novamind.pat.adapters.model_runtime import ModelHolder
 from novamind.pat.config import ActigraphySettings
 
 SERVICE_NAME = actigraphy_pb2.DESCRIPTOR.services_by_name["ActigraphyService"].full_name
@@ -12,7 +13,8 @@ SERVICE_NAME = actigraphy_pb2.DESCRIPTOR.services_by_name["ActigraphyService"].f
 
 def build_runtime(settings: ActigraphySettings | None = None) -> ServiceRuntime:
     settings = settings or ActigraphySettings()
-    servicer = ActigraphyServicer()
+    holder = ModelHolder(settings)
+    servicer = ActigraphyServicer(holder)
     return ServiceRuntime(
         settings=settings,
         grpc_services=[
@@ -21,4 +23,7 @@ def build_runtime(settings: ActigraphySettings | None = None) -> ServiceRuntime:
                 lambda server: actigraphy_pb2_grpc.add_ActigraphyServiceServicer_to_server(servicer, server),
             )
         ],
+        readiness_checks={"model": holder.readiness},
+        on_startup=[holder.start],
+        on_shutdown=[holder.close],
     )

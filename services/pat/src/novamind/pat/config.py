@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field
 
 from novamind.core.config import LOCAL_PORTS, ServiceSettings
 
@@ -12,3 +15,14 @@ class ActigraphySettings(ServiceSettings):
 
     grpc_port: int = LOCAL_PORTS["pat"][0]
     http_port: int = LOCAL_PORTS["pat"][1]
+    #: Artifact directory (``novamind-pat pretrain`` output) under ``NOVAMIND_MODEL_DIR``.
+    pat_artifact: str = "pat-s-dev"
+    #: ``auto`` uses the GPU when one is present.
+    pat_device: Literal["auto", "cpu", "cuda"] = "auto"
+    pat_max_batch: int = Field(default=32, ge=1)
+    pat_max_wait_ms: float = Field(default=2.0, ge=0)
+    pat_max_queue: int = Field(default=1024, ge=1)
+
+    @property
+    def artifact_dir(self) -> Path:
+        return self.model_dir / self.pat_artifact

@@ -1,0 +1,70 @@
+"""The PAT encoder as the service runs it: loaded from a verified artifact, served by the engine.
+
+A missing, tampered or unreadable artifact leaves the service NOT READY with the reason (the
+readiness check raises it); it never falls back to random weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy.typing as npt
+
+from novamind.core.errors import ModelNotReadyError, NovamindError
+from novamind.core.logging import safe
+from novamind.pat.config import ActigraphySettings
+from novamind.pat.inference.engine import EmbeddingEngine, ModelIdentity, WeekEmbedding
+from novamind.pat.inference.runtime import InferenceConfig
+from novamind.pat.model.pat import PATEncoder
+from novamind.pat.model.weights import ArtifactManifest, read_artifact
+from novamind.pat.training.pretrain import load_standardisation
+
+log = logging.getLogger(__name__)
+
+
+class ModelHolder:
+    """Owns the engine of the configured artifact; see the module docstring."""
+
+    def __init__(self, settings: ActigraphySettings) -> None:
+        self._settings = settings
+        self.engine: EmbeddingEngine | None = None
+        self.manifest: ArtifactManifest | None = None
+        self.problem = "the model has not been loaded yet"
+
+    async def start(self) -> None:
+        """Load and start the model; on failure keep the reason and stay not ready."""
+        directory = self._settings.artifact_dir
+        try:
+            model, manifest = read_artifact(directory)
+            encoder: Any = model if isinstance(model, PATEncoder) else model.encoder
+            scaler = load_standardisation(directory, manifest)
+            config = InferenceConfig(
+                device=self._settings.pat_device,
+                max_batch=self._settings.pat_max_batch,
+                max_wait_ms=self._settings.pat_max_wait_ms,
+                max_queue=self._settings.pat_max_queue,
+            )
+            engine = EmbeddingEngine(
+                encoder, ModelIdentity.from_manifest(manifest), config=config, scaler=scaler
+            )
+            await engine.start()
+        except NovamindError as exc:
+            self.problem = str(exc)
+            log.error("PAT model not loaded: %s", exc)
+            return
+        self.engine, self.manifest = engine, manifest
+        log.info("PAT model %s %s serving", safe(manifest.name), safe(manifest.version))
+
+    async def readiness(self) -> None:
+        if self.engine is None or not self.engine.ready():
+            raise ModelNotReadyError(self.problem, field="model")
+
+    async def embed(self, week: npt.ArrayLike, *, explain: bool = False) -> WeekEmbedding:
+        if self.engine is None:
+            raise ModelNotReadyError(self.problem, field="model")
+        return await self.engine.embed(week, explain=explain)
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.close()
