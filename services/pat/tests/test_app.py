@@ -109,3 +109,37 @@ async def test_embed_and_analyze_a_week(model_dir: Path) -> None:
             with pytest.raises(ValidationError) as caught:
                 await client.call(stub.Embed, actigraphy_pb2.EmbedRequest(week=week(values[:100])))
             assert caught.value.field == "week.values"
+
+
+async def test_rest_mirror_and_open_inference_protocol_serve_the_same_model(model_dir: Path) -> None:
+    import httpx
+
+    settings = settings_for(model_dir)
+    values = a_week_of_activity()
+    base = f"http://127.0.0.1:{settings.http_port}"
+    async with running_service(build_runtime(settings)), httpx.AsyncClient(base_url=base, timeout=60) as http:
+        body = {
+            "week": {"values": values.tolist(), "start": "2026-03-02T00:00:00", "timezone": "Europe/Zurich"}
+        }
+        analysis = await http.post("/v1/analyses", json=body)
+        assert analysis.status_code == 200, analysis.text
+        document = analysis.json()
+        assert len(document["embedding"]) == 96 and document["circadian"]["IS"] is not None
+        assert (
+            await http.post("/v1/analyses", json={"week": {**body["week"], "values": [1.0]}})
+        ).status_code == 422
+
+        assert (await http.get(f"/v2/models/{ARTIFACT}/ready")).status_code == 200
+        inferred = await http.post(
+            f"/v2/models/{ARTIFACT}/infer",
+            json={
+                "inputs": [{"name": "week", "datatype": "FP32", "shape": [1, 10080], "data": values.tolist()}]
+            },
+        )
+        assert inferred.status_code == 200, inferred.text
+        outputs = {o["name"]: o for o in inferred.json()["outputs"]}
+        assert outputs["embedding"]["shape"] == [1, 96]
+        # The explained path computes attention explicitly; the plain path may run ONNX Runtime:
+        # both are held to the engine's parity bar of 1e-4.
+        assert np.allclose(outputs["embedding"]["data"], document["embedding"], atol=1e-4)
+        assert (await http.get("/openapi.json")).json()["info"]["title"] == "Novamind PAT"

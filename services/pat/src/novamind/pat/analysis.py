@@ -23,12 +23,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from novamind.core.errors import ValidationError
 from novamind.pat.domain.metrics import circadian, scoring, sleep
 from novamind.pat.domain.metrics.circadian import ActivityWindow, CosinorFit
-from novamind.pat.domain.recording import Recording
+from novamind.pat.domain.recording import DeviceInfo, Recording
 
 BINARIZE_THRESHOLD = 4  # counts per epoch above which an epoch is "active"
 MAX_NIGHT_NON_WEAR_FRACTION = 0.5  # nights more non-wear than this are not sleep data
@@ -60,6 +61,16 @@ class RecordingAnalysis:
     k_ar: float | None
     daily: pd.DataFrame
     non_wear: pd.Series
+
+
+def week_recording(values: np.ndarray, index: pd.DatetimeIndex, timezone: str | None) -> Recording:
+    """A minute-level week (counts per minute, NaN = missing) as a Recording to analyse."""
+    return Recording(
+        activity=pd.Series(values, index=index),
+        epoch_seconds=60.0,
+        device=DeviceInfo(format="minute week"),
+        timezone=timezone,
+    )
 
 
 def _circadian(counts: pd.Series, *, binarize: bool) -> CircadianSummary:

@@ -18,8 +18,7 @@ from novamind.api.common.v1 import common_pb2
 from novamind.core.errors import ValidationError
 from novamind.pat.adapters.fhir_bundle import analysis_bundle
 from novamind.pat.adapters.model_runtime import ModelHolder
-from novamind.pat.analysis import analyse_recording, to_json
-from novamind.pat.domain.recording import DeviceInfo, Recording
+from novamind.pat.analysis import analyse_recording, to_json, week_recording
 from novamind.pat.inference.engine import WeekEmbedding
 
 MINUTES_PER_WEEK = 10_080
@@ -137,13 +136,7 @@ class ActigraphyServicer(actigraphy_pb2_grpc.ActigraphyServiceServicer):
                     )
                 )
         if include.metrics or include.fhir:
-            recording = Recording(
-                activity=pd.Series(values, index=index),
-                epoch_seconds=60.0,
-                device=DeviceInfo(format="minute week"),
-                timezone=request.week.time_zone or None,
-            )
-            analysis = analyse_recording(recording)
+            analysis = analyse_recording(week_recording(values, index, request.week.time_zone or None))
             self._fill_metrics(response, to_json(analysis))
             if include.fhir:
                 subject = f"Patient/{request.patient.pseudonym or 'unknown'}"

@@ -48,13 +48,18 @@ class ModelHolder:
             engine = EmbeddingEngine(
                 encoder, ModelIdentity.from_manifest(manifest), config=config, scaler=scaler
             )
-            await engine.start()
+            choice = await engine.start()
         except NovamindError as exc:
             self.problem = str(exc)
             log.error("PAT model not loaded: %s", exc)
             return
         self.engine, self.manifest = engine, manifest
-        log.info("PAT model %s %s serving", safe(manifest.name), safe(manifest.version))
+        log.info(
+            "PAT model %s %s serving on %s",
+            safe(manifest.name),
+            safe(manifest.version),
+            safe(choice.describe()),
+        )
 
     async def readiness(self) -> None:
         if self.engine is None or not self.engine.ready():
