@@ -34,6 +34,7 @@ SERVED = {
     "novamind.api.twin.v1.TwinService/GetIngestionStats",
     "novamind.api.actigraphy.v1.ActigraphyService/Embed",
     "novamind.api.actigraphy.v1.ActigraphyService/Analyze",
+    "novamind.api.actigraphy.v1.ActigraphyService/GetModelInfo",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -143,3 +144,84 @@ async def test_rest_mirror_and_open_inference_protocol_serve_the_same_model(mode
         # both are held to the engine's parity bar of 1e-4.
         assert np.allclose(outputs["embedding"]["data"], document["embedding"], atol=1e-4)
         assert (await http.get("/openapi.json")).json()["info"]["title"] == "Novamind PAT"
+
+
+async def test_analysis_requests_from_kafka_are_answered_once_and_poison_is_dead_lettered(
+    model_dir: Path, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    import uuid
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from google.protobuf import json_format
+
+    from novamind.api.events.v1 import events_pb2
+    from novamind.core.kafka import (
+        ACTIGRAPHY_ANALYSIS_COMPLETED,
+        ACTIGRAPHY_ANALYSIS_REQUESTED,
+        FLEET_TOPICS,
+        dlq_topic,
+        ensure_topics,
+    )
+
+    await ensure_topics(kafka_bootstrap, FLEET_TOPICS)
+    settings = settings_for(model_dir).model_copy(
+        update={
+            "kafka_bootstrap": kafka_bootstrap,
+            "data_dir": tmp_path,
+            "pat_consumer_group": f"pat-{uuid.uuid4().hex}",
+        }
+    )
+    correlation = uuid.uuid4().hex
+    request = events_pb2.ActigraphyAnalysisRequested(
+        event_id=str(uuid.uuid4()),
+        patient=common_pb2.PatientRef(pseudonym="pt_0123456789abcdef0123"),
+        week=week(a_week_of_activity()),
+        correlation_id=correlation,
+    )
+    payload = json_format.MessageToJson(request).encode()
+    readers = {}
+    for topic in (ACTIGRAPHY_ANALYSIS_COMPLETED, dlq_topic(ACTIGRAPHY_ANALYSIS_REQUESTED)):
+        readers[topic] = AIOKafkaConsumer(
+            topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="latest"
+        )
+        await readers[topic].start()
+        await readers[topic].getmany(timeout_ms=200)  # join and fix the starting position at the end
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        async with running_service(build_runtime(settings)):
+            key = b"pt_0123456789abcdef0123"
+            for value in (payload, payload, b"{not an analysis request", json.dumps({"week": 7}).encode()):
+                await producer.send_and_wait(
+                    ACTIGRAPHY_ANALYSIS_REQUESTED, value, key=key, headers=[("run", correlation.encode())]
+                )
+
+            completed: list[events_pb2.ActigraphyAnalysisCompleted] = []
+            dead: list[dict[str, str]] = []
+            async with asyncio.timeout(90):
+                while len(completed) < 1 or len(dead) < 2:
+                    for topic, reader in readers.items():
+                        for records in (await reader.getmany(timeout_ms=300)).values():
+                            for record in records:
+                                headers = {k: v.decode() for k, v in record.headers}
+                                if topic == ACTIGRAPHY_ANALYSIS_COMPLETED:
+                                    event = json_format.Parse(
+                                        record.value, events_pb2.ActigraphyAnalysisCompleted()
+                                    )
+                                    if event.correlation_id == correlation:
+                                        completed.append(event)
+                                elif headers.get("run") == correlation:
+                                    dead.append(headers)
+    finally:
+        await producer.stop()
+        for reader in readers.values():
+            await reader.stop()
+    # The duplicate request was deduplicated by its event id: one completed analysis.
+    assert len(completed) == 1
+    event = completed[0]
+    assert event.request_event_id == request.event_id
+    assert len(event.embedding.values) == 96 and event.circadian.HasField("interdaily_stability")
+    assert event.event_id == str(
+        uuid.uuid5(uuid.UUID("6f1b8f0e-3c1d-4a43-9a53-2f4d1c7e9b10"), request.event_id)
+    )
+    assert len(dead) == 2 and all(h["dlq-error-code"] == "VALIDATION_ERROR" for h in dead)

@@ -8,7 +8,7 @@ ad-hoc analyses; results are cached by input and model version.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,19 @@ from starlette.routing import Mount
 
 from novamind.api.actigraphy.v1 import actigraphy_pb2, actigraphy_pb2_grpc
 from novamind.core.cache import make_cache
+from novamind.core.db import make_engine
+from novamind.core.errors import ModelNotReadyError
+from novamind.core.kafka import (
+    ACTIGRAPHY_ANALYSIS_REQUESTED,
+    ConsumerRunner,
+    EventProducer,
+    SqlIdempotencyLedger,
+    create_ledger_tables,
+    is_transient_failure,
+)
+from novamind.core.resilience import RetryPolicy
 from novamind.core.service import GrpcService, ServiceRuntime
+from novamind.pat.adapters.analysis_requests import AnalysisRequestHandler, decode_analysis_request
 from novamind.pat.adapters.grpc_api import ActigraphyServicer
 from novamind.pat.adapters.model_runtime import ModelHolder
 from novamind.pat.analysis import analyse_recording, to_json, week_recording
@@ -74,6 +86,14 @@ def build_runtime(settings: ActigraphySettings | None = None) -> ServiceRuntime:
         return document
 
     rest = create_app(analyse, model_version=lambda: version, cache=cache, inference_server=oip)
+    consumers: list[ConsumerRunner] = []
+    on_startup: list[Callable[[], Awaitable[None]]] = [holder.start]
+    on_shutdown: list[Callable[[], Awaitable[None]]] = [holder.close, rest.state.jobs.close]
+    if settings.kafka_bootstrap:
+        consumer, start, stop = _analysis_request_consumer(settings, servicer)
+        consumers.append(consumer)
+        on_startup.append(start)
+        on_shutdown.append(stop)
     return ServiceRuntime(
         settings=settings,
         grpc_services=[
@@ -85,6 +105,38 @@ def build_runtime(settings: ActigraphySettings | None = None) -> ServiceRuntime:
         ],
         readiness_checks={"model": holder.readiness},
         http_routes=[Mount("", app=rest)],
-        on_startup=[holder.start],
-        on_shutdown=[holder.close, rest.state.jobs.close],
+        consumers=consumers,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
     )
+
+
+def _analysis_request_consumer(
+    settings: ActigraphySettings, servicer: ActigraphyServicer
+) -> tuple[ConsumerRunner, Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """The ``actigraphy.analysis.requested.v1`` consumer with its producer and ledger database."""
+    engine = make_engine(settings.sqlalchemy_url("pat"))
+    producer = EventProducer(settings.kafka_bootstrap, client_id=f"{settings.kafka_client_id_prefix}-pat")
+    consumer = ConsumerRunner(
+        bootstrap=settings.kafka_bootstrap,
+        group_id=settings.pat_consumer_group,
+        topics=[ACTIGRAPHY_ANALYSIS_REQUESTED],
+        decoder=decode_analysis_request,
+        handler=AnalysisRequestHandler(servicer, producer),
+        ledger=SqlIdempotencyLedger(engine),
+        producer=producer,
+        retry_policy=RetryPolicy(max_attempts=settings.pat_event_max_attempts),
+        # A model still loading is worth waiting for; the runner's other rules stay as they are.
+        retry_if=lambda exc: isinstance(exc, ModelNotReadyError) or is_transient_failure(exc),
+        name="analysis-requests",
+    )
+
+    async def start() -> None:
+        await create_ledger_tables(engine)  # the ledger is the pat database's only table
+        await producer.start()
+
+    async def stop() -> None:
+        await producer.stop()
+        await engine.dispose()
+
+    return consumer, start, stop

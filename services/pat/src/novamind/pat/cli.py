@@ -3,6 +3,7 @@
     novamind-pat [serve]                     run the gRPC service (what the fleet runs)
     novamind-pat metrics FILE [--json | --fhir] [--plot OUT.png] [--format NAME]
     novamind-pat pretrain [--size S] [--steps N] [--data-dir DIR] [--out DIR] [--seed N]
+    novamind-pat finetune --base DIR --labels TABLE --out DIR [--mode linear_probe|full] [--folds N]
 
 ``metrics`` reads any supported device file (format detected from its content), analyses it and
 prints a table, the stable JSON document (``--json``) or a FHIR R4 Bundle (``--fhir``);
@@ -119,6 +120,22 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune(args: argparse.Namespace) -> int:
+    from novamind.pat.training.finetune import FinetuneConfig, finetune
+
+    config = FinetuneConfig(mode=args.mode, folds=args.folds, epochs=args.epochs, seed=args.seed)
+    manifest = finetune(config, base_dir=args.base, labels_path=args.labels, out_dir=args.out)
+    quality, data = manifest["quality"], manifest["data"]
+    folds = ", ".join(f"{auc:.3f}" for auc in quality["cv_auc"])
+    print(
+        f"wrote {args.out} (sha256 {manifest['sha256'][:12]}…): {config.mode} on {data['weeks']} weeks "
+        f"(class 0/1: {data['class_balance']['0']}/{data['class_balance']['1']}); "
+        f"{config.folds}-fold cross-validated ROC AUC {quality['cv_auc_mean']:.3f} ± "
+        f"{quality['cv_auc_sd']:.3f} (folds: {folds}), split by {data['cv_grouped_by']}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="novamind-pat", description="Novamind PAT actigraphy service and tools"
@@ -145,9 +162,19 @@ def main(argv: list[str] | None = None) -> None:
     pretrain.add_argument(
         "--out", type=Path, help="artifact directory (default: NOVAMIND_MODEL_DIR/pat-<size>-dev)"
     )
+    finetune = commands.add_parser("finetune", help="fit a classification head on labelled weeks")
+    finetune.add_argument("--base", type=Path, required=True, help="pretrained PAT artifact directory")
+    finetune.add_argument(
+        "--labels", type=Path, required=True, help="CSV/Parquet with week_file, label (0/1) [, subject]"
+    )
+    finetune.add_argument("--out", type=Path, required=True, help="head artifact directory to write")
+    finetune.add_argument("--mode", default="linear_probe", choices=["linear_probe", "full"])
+    finetune.add_argument("--folds", type=int, default=5)
+    finetune.add_argument("--epochs", type=int, default=5, help="end-to-end epochs (--mode full)")
+    finetune.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    handlers = {"metrics": _metrics, "pretrain": _pretrain}
+    handlers = {"metrics": _metrics, "pretrain": _pretrain, "finetune": _finetune}
     if args.command in handlers:
         try:
             raise SystemExit(handlers[args.command](args))

@@ -22,6 +22,12 @@ from novamind.pat.analysis import analyse_recording, to_json, week_recording
 from novamind.pat.inference.engine import WeekEmbedding
 
 MINUTES_PER_WEEK = 10_080
+_SIZES = {
+    "PAT-S": actigraphy_pb2.PAT_MODEL_SIZE_S,
+    "PAT-M": actigraphy_pb2.PAT_MODEL_SIZE_M,
+    "PAT-L": actigraphy_pb2.PAT_MODEL_SIZE_L,
+    "PAT-H": actigraphy_pb2.PAT_MODEL_SIZE_H,
+}
 
 
 def week_values(series: common_pb2.TimeSeries) -> tuple[np.ndarray, pd.DatetimeIndex]:
@@ -147,6 +153,36 @@ class ActigraphyServicer(actigraphy_pb2_grpc.ActigraphyServiceServicer):
             actigraphy_pb2.RiskAssessment(model_loaded=False, status_message="no risk model is loaded")
         )
         return response
+
+    async def GetModelInfo(
+        self, request: actigraphy_pb2.GetModelInfoRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> actigraphy_pb2.GetModelInfoResponse:
+        status = actigraphy_pb2.PatModelStatus(ready=self._holder.engine is not None)
+        manifest = self._holder.manifest
+        if manifest is None:
+            status.not_ready_reason = self._holder.problem
+        else:
+            config = manifest.config
+            status.model_size = _SIZES.get(config.name, actigraphy_pb2.PAT_MODEL_SIZE_UNSPECIFIED)
+            status.model.CopyFrom(
+                common_pb2.ModelInfo(
+                    name=manifest.name, version=manifest.version, weights_sha256=manifest.sha256
+                )
+            )
+            status.architecture.CopyFrom(
+                actigraphy_pb2.PatArchitecture(
+                    patch_size=config.patch_size,
+                    embed_dim=config.embed_dim,
+                    encoder_num_layers=config.encoder_num_layers,
+                    encoder_num_heads=config.encoder_num_heads,
+                    encoder_ff_dim=config.encoder_ff_dim,
+                    input_size=config.input_size,
+                )
+            )
+        return actigraphy_pb2.GetModelInfoResponse(
+            models=[status],
+            risk=actigraphy_pb2.RiskAssessment(model_loaded=False, status_message="no risk model is loaded"),
+        )
 
     @staticmethod
     def _fill_metrics(response: actigraphy_pb2.AnalyzeResponse, document: dict[str, Any]) -> None:
