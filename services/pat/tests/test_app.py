@@ -27,7 +27,10 @@ ARTIFACT = "pat-s-test"
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
-    config = PretrainConfig(size="S", steps=2, batch_size=4, synthetic_recordings=4, synthetic_days=8, seed=3)
+    # Enough synthetic weeks for a drift reference (one per bin), still only two training steps.
+    config = PretrainConfig(
+        size="S", steps=2, batch_size=4, synthetic_recordings=4, synthetic_days=12, seed=3
+    )
     pretrain(config, data_dir=None, out_dir=root / ARTIFACT)
     return root
 
@@ -85,6 +88,9 @@ async def test_embed_and_analyze_a_week(model_dir: Path) -> None:
             assert embedded.embedding.dimension == 96 and len(embedded.embedding.values) == 96
             assert embedded.model.weights_sha256 == manifest["sha256"]
             assert embedded.input_quality.minutes_present == 10_080
+            # Every served week joins the input-drift window compared with the training weeks.
+            drift_window = await _drift_window(settings)
+            assert drift_window >= 1
 
             analysed = await stub.Analyze(
                 actigraphy_pb2.AnalyzeRequest(
@@ -225,3 +231,15 @@ async def test_analysis_requests_from_kafka_are_answered_once_and_poison_is_dead
         uuid.uuid5(uuid.UUID("6f1b8f0e-3c1d-4a43-9a53-2f4d1c7e9b10"), request.event_id)
     )
     assert len(dead) == 2 and all(h["dlq-error-code"] == "VALIDATION_ERROR" for h in dead)
+
+
+async def _drift_window(settings: ActigraphySettings) -> float:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{settings.http_port}/metrics")).text
+    for family in text_string_to_metric_families(text):
+        if family.name.startswith("novamind_pat_input_drift"):
+            return max(sample.value for sample in family.samples)
+    return 0.0

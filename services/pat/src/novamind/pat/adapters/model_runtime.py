@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from novamind.core.errors import ModelNotReadyError, NovamindError
@@ -18,6 +19,7 @@ from novamind.pat.inference.engine import EmbeddingEngine, ModelIdentity, WeekEm
 from novamind.pat.inference.runtime import InferenceConfig
 from novamind.pat.model.pat import PATEncoder
 from novamind.pat.model.weights import ArtifactManifest, read_artifact
+from novamind.pat.serving.drift_metrics import REFERENCE_FILENAME, DriftMonitor, load_reference
 from novamind.pat.training.pretrain import load_standardisation
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ class ModelHolder:
         self.engine: EmbeddingEngine | None = None
         self.manifest: ArtifactManifest | None = None
         self.problem = "the model has not been loaded yet"
+        #: Input drift against the artifact's training weeks; None when it ships no reference.
+        self.drift: DriftMonitor | None = None
 
     async def start(self) -> None:
         """Load and start the model; on failure keep the reason and stay not ready."""
@@ -54,6 +58,9 @@ class ModelHolder:
             log.error("PAT model not loaded: %s", exc)
             return
         self.engine, self.manifest = engine, manifest
+        reference = directory / REFERENCE_FILENAME
+        if reference.is_file():
+            self.drift = DriftMonitor(load_reference(reference))
         log.info(
             "PAT model %s %s serving on %s",
             safe(manifest.name),
@@ -68,7 +75,10 @@ class ModelHolder:
     async def embed(self, week: npt.ArrayLike, *, explain: bool = False) -> WeekEmbedding:
         if self.engine is None:
             raise ModelNotReadyError(self.problem, field="model")
-        return await self.engine.embed(week, explain=explain)
+        embedded = await self.engine.embed(week, explain=explain)
+        if self.drift is not None:
+            self.drift.observe(np.asarray(week, dtype=np.float64))
+        return embedded
 
     async def close(self) -> None:
         if self.engine is not None:

@@ -20,6 +20,7 @@ mask permutations for evaluation.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from novamind.core.errors import ModelNotReadyError, ValidationError
+from novamind.pat.domain.drift import DEFAULT_BINS, fit_reference, week_statistics
 from novamind.pat.domain.preprocessing import (
     StandardScalerParameters,
     fit_standard_scaler,
@@ -41,6 +43,7 @@ from novamind.pat.domain.synthetic import SyntheticConfig, generate
 from novamind.pat.model.pat import PATConfig, PATMaskedAutoencoder
 from novamind.pat.model.weights import ArtifactManifest, write_artifact
 from novamind.pat.readers import read_recording
+from novamind.pat.serving.drift_metrics import REFERENCE_FILENAME
 
 STANDARDISATION_FILE = "standardisation.npz"
 DEVICE_SUFFIXES = {".awd", ".csv", ".agd", ".mtn"}
@@ -165,6 +168,13 @@ def pretrain(config: PretrainConfig, *, data_dir: Path | None, out_dir: Path) ->
 
     out_dir.mkdir(parents=True, exist_ok=True)
     np.savez(out_dir / STANDARDISATION_FILE, mean=scaler.mean, scale=scaler.scale)
+    # The input distribution the model was trained on, for the service's drift gauges (it needs
+    # one training week per reference bin; tiny test runs go without).
+    drift_reference: str | None = None
+    if len(train_weeks) >= DEFAULT_BINS:
+        reference = fit_reference([week_statistics(w) for w in train_weeks])
+        (out_dir / REFERENCE_FILENAME).write_text(json.dumps(reference.to_json(), indent=2) + "\n")
+        drift_reference = REFERENCE_FILENAME
     scaler_sha = hashlib.sha256((out_dir / STANDARDISATION_FILE).read_bytes()).hexdigest()
     every = max(1, config.steps // 50)
     return write_artifact(
@@ -189,6 +199,7 @@ def pretrain(config: PretrainConfig, *, data_dir: Path | None, out_dir: Path) ->
                 "held_out_weeks": len(held_weeks),
                 "synthetic": {"recordings": config.synthetic_recordings, "days": config.synthetic_days},
                 "standardisation": {"file": STANDARDISATION_FILE, "sha256": scaler_sha},
+                "drift_reference": drift_reference,
             },
             "quality": {
                 "held_out_masked_mse": round(model_mse, 5),
