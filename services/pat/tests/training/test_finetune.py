@@ -174,3 +174,14 @@ def test_cli_prints_the_cross_validated_auc(
     assert exit_.value.code == 0
     assert "3-fold cross-validated ROC AUC" in capsys.readouterr().out
     assert (tmp_path / "h" / "head.pt").is_file()
+
+
+def test_a_parquet_labels_table_gives_the_same_head_as_its_csv(
+    base: Path, labelled: Path, tmp_path: Path
+) -> None:
+    parquet = labelled.with_suffix(".parquet")
+    pd.read_csv(labelled).to_parquet(parquet, index=False)
+    from_csv = finetune(PROBE, base_dir=base, labels_path=labelled, out_dir=tmp_path / "csv")
+    from_parquet = finetune(PROBE, base_dir=base, labels_path=parquet, out_dir=tmp_path / "parquet")
+    assert from_parquet["quality"] == from_csv["quality"]
+    assert from_parquet["sha256"] == from_csv["sha256"]

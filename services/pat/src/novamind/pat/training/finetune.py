@@ -1,6 +1,6 @@
 """Fine-tuning a pretrained PAT artifact into a week-level binary classifier (§4.2, "Fine-tuning").
 
-Data: a labels table (CSV, or Parquet when pandas has a Parquet engine) with one row per week:
+Data: a labels table (CSV or Parquet) with one row per week:
 
 * ``week_file``: path, relative to the table's folder, to a ``.npy`` of 10,080 minute counts, a
   ``.csv``/``.txt`` holding 10,080 counts one per line (an optional header line), or a device
