@@ -243,3 +243,50 @@ async def _drift_window(settings: ActigraphySettings) -> float:
         if family.name.startswith("novamind_pat_input_drift"):
             return max(sample.value for sample in family.samples)
     return 0.0
+
+
+async def test_a_configured_risk_head_answers_with_a_research_estimate(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from novamind.pat.domain.preprocessing import sliding_weeks, to_minutes
+    from novamind.pat.domain.synthetic import Anomaly, SyntheticConfig, generate
+    from novamind.pat.training.finetune import FinetuneConfig, finetune
+
+    folder = tmp_path / "labelled"
+    folder.mkdir()
+    rows = []
+    for i in range(16):
+        low = i % 2 == 1  # planted: five low-activity days in the week
+        anomalies = tuple(Anomaly("low_activity_day", d) for d in (0, 1, 2, 4, 5)) if low else ()
+        recording = generate(
+            SyntheticConfig(days=7, epoch_seconds=60, anomalies=anomalies), seed=500 + i
+        ).recording
+        values = next(iter(sliding_weeks(to_minutes(recording), align_to_local_midnight=False))).values
+        np.save(folder / f"w{i}.npy", values)
+        rows.append({"week_file": f"w{i}.npy", "label": int(low)})
+    pd.DataFrame(rows).to_csv(folder / "labels.csv", index=False)
+    finetune(
+        FinetuneConfig(mode="linear_probe", folds=2, seed=0),
+        base_dir=model_dir / ARTIFACT,
+        labels_path=folder / "labels.csv",
+        out_dir=model_dir / "risk-head",
+    )
+
+    settings = settings_for(model_dir).model_copy(update={"pat_risk_head": "risk-head"})
+    async with (
+        running_service(build_runtime(settings)),
+        open_channel(f"127.0.0.1:{settings.grpc_port}", default_timeout=60) as channel,
+    ):
+        stub = actigraphy_pb2_grpc.ActigraphyServiceStub(channel)
+        analysed = await stub.Analyze(
+            actigraphy_pb2.AnalyzeRequest(
+                week=week(a_week_of_activity()), include=actigraphy_pb2.AnalysisInclude(embedding=True)
+            )
+        )
+        info = await stub.GetModelInfo(actigraphy_pb2.GetModelInfoRequest())
+    risk = analysed.risk
+    assert risk.model_loaded and len(risk.estimates) == 1
+    assert 0.0 <= risk.estimates[0].probability <= 1.0 and risk.estimates[0].research_only
+    assert info.risk.model_loaded and "research estimate" in info.risk.status_message

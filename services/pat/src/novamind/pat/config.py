@@ -22,6 +22,9 @@ class ActigraphySettings(ServiceSettings):
     pat_max_batch: int = Field(default=32, ge=1)
     pat_max_wait_ms: float = Field(default=2.0, ge=0)
     pat_max_queue: int = Field(default=1024, ge=1)
+    #: Fine-tuned risk head (``novamind-pat finetune`` output, linear probe) under
+    #: ``NOVAMIND_MODEL_DIR``; empty means no risk model, and responses say so.
+    pat_risk_head: str = ""
     #: Kafka consumer group of ``actigraphy.analysis.requested.v1``.
     pat_consumer_group: str = "pat"
     #: Attempts for an analysis request that fails transiently before it is dead-lettered.

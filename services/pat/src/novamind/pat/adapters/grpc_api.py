@@ -149,10 +149,31 @@ class ActigraphyServicer(actigraphy_pb2_grpc.ActigraphyServiceServicer):
                 response.fhir_bundle_json = json.dumps(
                     analysis_bundle(analysis, subject=subject, timezone=request.week.time_zone or "UTC")
                 )
-        response.risk.CopyFrom(
-            actigraphy_pb2.RiskAssessment(model_loaded=False, status_message="no risk model is loaded")
-        )
+        response.risk.CopyFrom(self._risk(embedding if include.embedding or include.explanation else None))
         return response
+
+    def _risk(self, embedding: WeekEmbedding | None) -> actigraphy_pb2.RiskAssessment:
+        """The risk head's research estimate for the week, or why there is none."""
+        head = self._holder.risk_head
+        probability = None if embedding is None else self._holder.risk(embedding.embedding)
+        if head is None or probability is None:
+            status = self._holder.risk_status if embedding is not None else "risk needs the embedding"
+            return actigraphy_pb2.RiskAssessment(model_loaded=head is not None, status_message=status)
+        manifest = head.manifest
+        return actigraphy_pb2.RiskAssessment(
+            model_loaded=True,
+            status_message=self._holder.risk_status,
+            estimates=[
+                actigraphy_pb2.RiskEstimate(
+                    outcome=str(manifest.get("labels", {}).get("positive", "label 1")),
+                    probability=probability,
+                    model=common_pb2.ModelInfo(
+                        name=manifest["name"], version=manifest["version"], weights_sha256=manifest["sha256"]
+                    ),
+                    research_only=True,
+                )
+            ],
+        )
 
     async def GetModelInfo(
         self, request: actigraphy_pb2.GetModelInfoRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -181,7 +202,9 @@ class ActigraphyServicer(actigraphy_pb2_grpc.ActigraphyServiceServicer):
             )
         return actigraphy_pb2.GetModelInfoResponse(
             models=[status],
-            risk=actigraphy_pb2.RiskAssessment(model_loaded=False, status_message="no risk model is loaded"),
+            risk=actigraphy_pb2.RiskAssessment(
+                model_loaded=self._holder.risk_head is not None, status_message=self._holder.risk_status
+            ),
         )
 
     @staticmethod
