@@ -152,3 +152,13 @@ def test_crespo_scores_the_first_and_last_epochs_activity() -> None:
 def test_crespo_needs_more_than_its_median_window_of_data() -> None:
     with pytest.raises(ValidationError):
         scoring.detect_rest_crespo(_series(np.zeros(6 * 60)))
+
+
+def test_crespo_handles_a_week_where_one_state_never_occurs() -> None:
+    # A perfectly regular week: every night quiet, every day active, no zero counts at all.
+    index = pd.date_range("2026-03-02", periods=10_080, freq="min")
+    hour = index.hour
+    counts = pd.Series(np.where((hour >= 7) & (hour < 23), 250.0, 1.0), index=index)
+    rest = scoring.detect_rest_crespo(counts)
+    assert set(np.unique(rest)) <= {0, 1}
+    assert rest[(hour >= 1) & (hour < 5)].mean() > 0.9  # nights are rest

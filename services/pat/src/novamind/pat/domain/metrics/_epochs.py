@@ -77,7 +77,10 @@ def seconds_of_day(index: pd.DatetimeIndex) -> np.ndarray:
 
 
 def runs(state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(start index, length, value) of each run of equal consecutive values."""
+    """(start index, length, value) of each run of equal consecutive values (none when empty)."""
+    if state.size == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, state[:0]
     edges = np.flatnonzero(np.diff(state)) + 1
     starts = np.concatenate([[0], edges]).astype(np.int64)
     lengths = np.diff(np.concatenate([starts, [state.size]]))
