@@ -74,7 +74,8 @@ def read_agd(path: str | Path) -> Recording:
     try:
         with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
             return _read(connection, name)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, UnicodeDecodeError) as exc:
+        # A corrupt page can leave invalid UTF-8 in a text column; sqlite3 raises while decoding it.
         raise ValidationError(
             f"corrupt or unreadable SQLite database ({type(exc).__name__})", field=name
         ) from exc
