@@ -22,6 +22,15 @@ from novamind.pat.analysis import analyse_recording, to_json, week_recording
 from novamind.pat.inference.engine import WeekEmbedding
 
 MINUTES_PER_WEEK = 10_080
+#: Per-night measures: (proto field, key of the analysis JSON's nights).
+_NIGHT_FIELDS = (
+    ("time_in_bed_minutes", "time_in_bed_min"),
+    ("total_sleep_time_minutes", "total_sleep_time_min"),
+    ("sleep_efficiency_percent", "sleep_efficiency_pct"),
+    ("sleep_onset_latency_minutes", "sleep_onset_latency_min"),
+    ("wake_after_sleep_onset_minutes", "waso_min"),
+    ("mean_awakening_length_minutes", "mean_awakening_min"),
+)
 _SIZES = {
     "PAT-S": actigraphy_pb2.PAT_MODEL_SIZE_S,
     "PAT-M": actigraphy_pb2.PAT_MODEL_SIZE_M,
@@ -228,15 +237,7 @@ class ActigraphyServicer(actigraphy_pb2_grpc.ActigraphyServiceServicer):
         metrics = response.sleep
         metrics.scoring_algorithm = actigraphy_pb2.SLEEP_SCORING_ALGORITHM_COLE_KRIPKE
         metrics.nights_analyzed = len(nights)
-        for field, key in (
-            ("time_in_bed_minutes", "time_in_bed_min"),
-            ("total_sleep_time_minutes", "total_sleep_time_min"),
-            ("sleep_efficiency_percent", "sleep_efficiency_pct"),
-            ("sleep_onset_latency_minutes", "sleep_onset_latency_min"),
-            ("wake_after_sleep_onset_minutes", "waso_min"),
-            ("awakenings_count", "awakenings"),
-            ("mean_awakening_length_minutes", "mean_awakening_min"),
-        ):
+        for field, key in (*_NIGHT_FIELDS, ("awakenings_count", "awakenings")):
             value = _mean([_optional(n[key]) for n in nights])
             if value is not None:
                 setattr(metrics, field, value)
@@ -246,14 +247,7 @@ class ActigraphyServicer(actigraphy_pb2_grpc.ActigraphyServiceServicer):
                 setattr(metrics, field, value)
         for night in nights:
             summary = response.nights.add(night_date=night["in_bed"][:10], valid=True)
-            for field, key in (
-                ("time_in_bed_minutes", "time_in_bed_min"),
-                ("total_sleep_time_minutes", "total_sleep_time_min"),
-                ("sleep_efficiency_percent", "sleep_efficiency_pct"),
-                ("sleep_onset_latency_minutes", "sleep_onset_latency_min"),
-                ("wake_after_sleep_onset_minutes", "waso_min"),
-                ("mean_awakening_length_minutes", "mean_awakening_min"),
-            ):
+            for field, key in _NIGHT_FIELDS:
                 value = _optional(night[key])
                 if value is not None:
                     setattr(summary, field, value)
