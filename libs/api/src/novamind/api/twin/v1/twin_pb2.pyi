@@ -396,6 +396,162 @@ class GetTwinResponse(_message.Message):
 Global___GetTwinResponse: _TypeAlias = GetTwinResponse  # noqa: Y015
 
 @_typing.final
+class BatchGetTwinsRequest(_message.Message):
+    """Request for several twins."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENTS_FIELD_NUMBER: _builtins.int
+    SYMPTOM_HISTORY_DAYS_FIELD_NUMBER: _builtins.int
+    symptom_history_days: _builtins.int
+    """Days of symptom history to include; 0 means 90."""
+    @_builtins.property
+    def patients(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.PatientRef]:
+        """The patients (at most 500, duplicates ignored)."""
+
+    def __init__(
+        self,
+        *,
+        patients: _abc.Iterable[_common_pb2.PatientRef] | None = ...,
+        symptom_history_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patients", b"patients", "symptom_history_days", b"symptom_history_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetTwinsRequest: _TypeAlias = BatchGetTwinsRequest  # noqa: Y015
+
+@_typing.final
+class BatchGetTwinsResponse(_message.Message):
+    """Several twins."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TWINS_FIELD_NUMBER: _builtins.int
+    NOT_FOUND_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def twins(self) -> _containers.RepeatedCompositeFieldContainer[Global___Twin]:
+        """The twins found, in request order."""
+
+    @_builtins.property
+    def not_found(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.PatientRef]:
+        """Requested patients without a twin."""
+
+    def __init__(
+        self,
+        *,
+        twins: _abc.Iterable[Global___Twin] | None = ...,
+        not_found: _abc.Iterable[_common_pb2.PatientRef] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["not_found", b"not_found", "twins", b"twins"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetTwinsResponse: _TypeAlias = BatchGetTwinsResponse  # noqa: Y015
+
+@_typing.final
+class ListTwinVersionsRequest(_message.Message):
+    """Request for a twin's version history."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Page size (1-500); 0 means 50."""
+    page_token: _builtins.str
+    """Token from a previous response; empty for the first page."""
+    @_builtins.property
+    def patient(self) -> _common_pb2.PatientRef:
+        """The patient."""
+
+    def __init__(
+        self,
+        *,
+        patient: _common_pb2.PatientRef | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["patient", b"patient"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "patient", b"patient"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTwinVersionsRequest: _TypeAlias = ListTwinVersionsRequest  # noqa: Y015
+
+@_typing.final
+class TwinVersion(_message.Message):
+    """One committed version of a twin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    COMMITTED_AT_FIELD_NUMBER: _builtins.int
+    CHANGED_SECTIONS_FIELD_NUMBER: _builtins.int
+    CAUSE_EVENT_ID_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The version number."""
+    cause_event_id: _builtins.str
+    """event_id (or idempotency key) of the input that caused the change."""
+    @_builtins.property
+    def committed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was committed."""
+
+    @_builtins.property
+    def changed_sections(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What changed: "symptoms", "medications", "genotype", "actigraphy", "readings", "analysis_request"."""
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        committed_at: _timestamp_pb2.Timestamp | None = ...,
+        changed_sections: _abc.Iterable[_builtins.str] | None = ...,
+        cause_event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["committed_at", b"committed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause_event_id", b"cause_event_id", "changed_sections", b"changed_sections", "committed_at", b"committed_at", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TwinVersion: _TypeAlias = TwinVersion  # noqa: Y015
+
+@_typing.final
+class ListTwinVersionsResponse(_message.Message):
+    """A page of a twin's history, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last."""
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___TwinVersion]:
+        """Versions."""
+
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[Global___TwinVersion] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTwinVersionsResponse: _TypeAlias = ListTwinVersionsResponse  # noqa: Y015
+
+@_typing.final
 class InsightOptions(_message.Message):
     """Which insight sections to compute. Unset booleans mean true."""
 
@@ -409,6 +565,8 @@ class InsightOptions(_message.Message):
     LOOKBACK_DAYS_FIELD_NUMBER: _builtins.int
     FORECAST_TARGETS_FIELD_NUMBER: _builtins.int
     CANDIDATE_DRUGS_FIELD_NUMBER: _builtins.int
+    ACTIGRAPHY_EXPLANATION_FIELD_NUMBER: _builtins.int
+    ACTIGRAPHY_FHIR_FIELD_NUMBER: _builtins.int
     include_forecast: _builtins.bool
     """Symptom forecast section."""
     include_correlations: _builtins.bool
@@ -421,6 +579,10 @@ class InsightOptions(_message.Message):
     """Forecast horizon in days (1-30); 0 means 14."""
     lookback_days: _builtins.int
     """History window in days used by the sections; 0 means 90."""
+    actigraphy_explanation: _builtins.bool
+    """Include PAT's 7x24 attention map in the actigraphy section."""
+    actigraphy_fhir: _builtins.bool
+    """Include the FHIR R4 Bundle of the actigraphy metrics in the actigraphy section."""
     @_builtins.property
     def forecast_targets(self) -> _containers.RepeatedScalarFieldContainer[_forecasting_pb2.TargetSymptom.ValueType]:
         """Scores to forecast; empty means every score with enough history."""
@@ -440,10 +602,12 @@ class InsightOptions(_message.Message):
         lookback_days: _builtins.int = ...,
         forecast_targets: _abc.Iterable[_forecasting_pb2.TargetSymptom.ValueType] | None = ...,
         candidate_drugs: _abc.Iterable[_builtins.str] | None = ...,
+        actigraphy_explanation: _builtins.bool = ...,
+        actigraphy_fhir: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_include_actigraphy", b"_include_actigraphy", "_include_correlations", b"_include_correlations", "_include_forecast", b"_include_forecast", "_include_medications", b"_include_medications", "include_actigraphy", b"include_actigraphy", "include_correlations", b"include_correlations", "include_forecast", b"include_forecast", "include_medications", b"include_medications"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_include_actigraphy", b"_include_actigraphy", "_include_correlations", b"_include_correlations", "_include_forecast", b"_include_forecast", "_include_medications", b"_include_medications", "candidate_drugs", b"candidate_drugs", "forecast_days", b"forecast_days", "forecast_targets", b"forecast_targets", "include_actigraphy", b"include_actigraphy", "include_correlations", b"include_correlations", "include_forecast", b"include_forecast", "include_medications", b"include_medications", "lookback_days", b"lookback_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_include_actigraphy", b"_include_actigraphy", "_include_correlations", b"_include_correlations", "_include_forecast", b"_include_forecast", "_include_medications", b"_include_medications", "actigraphy_explanation", b"actigraphy_explanation", "actigraphy_fhir", b"actigraphy_fhir", "candidate_drugs", b"candidate_drugs", "forecast_days", b"forecast_days", "forecast_targets", b"forecast_targets", "include_actigraphy", b"include_actigraphy", "include_correlations", b"include_correlations", "include_forecast", b"include_forecast", "include_medications", b"include_medications", "lookback_days", b"lookback_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__include_actigraphy: _TypeAlias = _typing.Literal["include_actigraphy"]  # noqa: Y015
     _WhichOneofArgType__include_actigraphy: _TypeAlias = _typing.Literal["_include_actigraphy", b"_include_actigraphy"]  # noqa: Y015
@@ -501,18 +665,34 @@ class ActigraphySection(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     LATEST_FIELD_NUMBER: _builtins.int
+    PREVIOUS_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    FHIR_BUNDLE_JSON_FIELD_NUMBER: _builtins.int
+    fhir_bundle_json: _builtins.str
+    """FHIR R4 Bundle of the metrics as JSON text (when asked for with actigraphy_fhir)."""
     @_builtins.property
     def latest(self) -> Global___ActigraphySummary:
         """Latest analysis."""
+
+    @_builtins.property
+    def previous(self) -> Global___ActigraphySummary:
+        """The analysis before it (for week-over-week change); absent when there is none."""
+
+    @_builtins.property
+    def explanation(self) -> _actigraphy_pb2.AttentionMap:
+        """Which days and hours PAT attended to (when asked for with actigraphy_explanation)."""
 
     def __init__(
         self,
         *,
         latest: Global___ActigraphySummary | None = ...,
+        previous: Global___ActigraphySummary | None = ...,
+        explanation: _actigraphy_pb2.AttentionMap | None = ...,
+        fhir_bundle_json: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["latest", b"latest"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation", "latest", b"latest", "previous", b"previous"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["latest", b"latest"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation", "fhir_bundle_json", b"fhir_bundle_json", "latest", b"latest", "previous", b"previous"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -40,6 +40,16 @@ class TwinServiceStub:
                 request_serializer=novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.GetTwinRequest.SerializeToString,
                 response_deserializer=novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.GetTwinResponse.FromString,
                 _registered_method=True)
+        self.BatchGetTwins = channel.unary_unary(
+                '/novamind.api.twin.v1.TwinService/BatchGetTwins',
+                request_serializer=novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.BatchGetTwinsRequest.SerializeToString,
+                response_deserializer=novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.BatchGetTwinsResponse.FromString,
+                _registered_method=True)
+        self.ListTwinVersions = channel.unary_unary(
+                '/novamind.api.twin.v1.TwinService/ListTwinVersions',
+                request_serializer=novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.ListTwinVersionsRequest.SerializeToString,
+                response_deserializer=novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.ListTwinVersionsResponse.FromString,
+                _registered_method=True)
         self.GetInsights = channel.unary_unary(
                 '/novamind.api.twin.v1.TwinService/GetInsights',
                 request_serializer=novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.GetInsightsRequest.SerializeToString,
@@ -83,6 +93,21 @@ class TwinServiceServicer:
 
     def GetTwin(self, request, context):
         """The twin's current state. NOT_FOUND when the patient has no twin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetTwins(self, request, context):
+        """Several twins in one call (the gateway's DataLoader batches); unknown patients are listed
+        in not_found rather than failing the call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTwinVersions(self, request, context):
+        """The version history of a twin, newest first, paged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -146,6 +171,16 @@ def add_TwinServiceServicer_to_server(servicer, server):
                     servicer.GetTwin,
                     request_deserializer=novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.GetTwinRequest.FromString,
                     response_serializer=novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.GetTwinResponse.SerializeToString,
+            ),
+            'BatchGetTwins': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetTwins,
+                    request_deserializer=novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.BatchGetTwinsRequest.FromString,
+                    response_serializer=novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.BatchGetTwinsResponse.SerializeToString,
+            ),
+            'ListTwinVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTwinVersions,
+                    request_deserializer=novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.ListTwinVersionsRequest.FromString,
+                    response_serializer=novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.ListTwinVersionsResponse.SerializeToString,
             ),
             'GetInsights': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInsights,
@@ -211,6 +246,60 @@ class TwinService:
             '/novamind.api.twin.v1.TwinService/GetTwin',
             novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.GetTwinRequest.SerializeToString,
             novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.GetTwinResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetTwins(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/novamind.api.twin.v1.TwinService/BatchGetTwins',
+            novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.BatchGetTwinsRequest.SerializeToString,
+            novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.BatchGetTwinsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTwinVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/novamind.api.twin.v1.TwinService/ListTwinVersions',
+            novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.ListTwinVersionsRequest.SerializeToString,
+            novamind_dot_api_dot_twin_dot_v1_dot_twin__pb2.ListTwinVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,12 @@ class TwinServiceStub:
     def __new__(cls, channel: _aio.Channel) -> TwinServiceAsyncStub: ...
     GetTwin: _grpc.UnaryUnaryMultiCallable[_twin_pb2.GetTwinRequest, _twin_pb2.GetTwinResponse]
     """The twin's current state. NOT_FOUND when the patient has no twin."""
+    BatchGetTwins: _grpc.UnaryUnaryMultiCallable[_twin_pb2.BatchGetTwinsRequest, _twin_pb2.BatchGetTwinsResponse]
+    """Several twins in one call (the gateway's DataLoader batches); unknown patients are listed
+    in not_found rather than failing the call.
+    """
+    ListTwinVersions: _grpc.UnaryUnaryMultiCallable[_twin_pb2.ListTwinVersionsRequest, _twin_pb2.ListTwinVersionsResponse]
+    """The version history of a twin, newest first, paged."""
     GetInsights: _grpc.UnaryUnaryMultiCallable[_twin_pb2.GetInsightsRequest, _twin_pb2.GetInsightsResponse]
     """Integrated insights; model-backed sections that fail are absent and listed in
     section_errors, and the call still succeeds within its deadline.
@@ -63,6 +69,12 @@ class TwinServiceAsyncStub(TwinServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetTwin: _aio.UnaryUnaryMultiCallable[_twin_pb2.GetTwinRequest, _twin_pb2.GetTwinResponse]  # type: ignore[assignment]
     """The twin's current state. NOT_FOUND when the patient has no twin."""
+    BatchGetTwins: _aio.UnaryUnaryMultiCallable[_twin_pb2.BatchGetTwinsRequest, _twin_pb2.BatchGetTwinsResponse]  # type: ignore[assignment]
+    """Several twins in one call (the gateway's DataLoader batches); unknown patients are listed
+    in not_found rather than failing the call.
+    """
+    ListTwinVersions: _aio.UnaryUnaryMultiCallable[_twin_pb2.ListTwinVersionsRequest, _twin_pb2.ListTwinVersionsResponse]  # type: ignore[assignment]
+    """The version history of a twin, newest first, paged."""
     GetInsights: _aio.UnaryUnaryMultiCallable[_twin_pb2.GetInsightsRequest, _twin_pb2.GetInsightsResponse]  # type: ignore[assignment]
     """Integrated insights; model-backed sections that fail are absent and listed in
     section_errors, and the call still succeeds within its deadline.
@@ -92,6 +104,24 @@ class TwinServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_twin_pb2.GetTwinResponse, _abc.Awaitable[_twin_pb2.GetTwinResponse]]:
         """The twin's current state. NOT_FOUND when the patient has no twin."""
+
+    @_abc_1.abstractmethod
+    def BatchGetTwins(
+        self,
+        request: _twin_pb2.BatchGetTwinsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_twin_pb2.BatchGetTwinsResponse, _abc.Awaitable[_twin_pb2.BatchGetTwinsResponse]]:
+        """Several twins in one call (the gateway's DataLoader batches); unknown patients are listed
+        in not_found rather than failing the call.
+        """
+
+    @_abc_1.abstractmethod
+    def ListTwinVersions(
+        self,
+        request: _twin_pb2.ListTwinVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_twin_pb2.ListTwinVersionsResponse, _abc.Awaitable[_twin_pb2.ListTwinVersionsResponse]]:
+        """The version history of a twin, newest first, paged."""
 
     @_abc_1.abstractmethod
     def GetInsights(
