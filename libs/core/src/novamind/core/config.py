@@ -45,6 +45,20 @@ class CoreSettings(BaseSettings):
     #: Secret for keyed-hash pseudonyms of patient identifiers (HMAC-SHA256).
     pseudonym_key: SecretStr = SecretStr("novamind-development-pseudonym-key")
 
+    #: Key-encryption keys for data at rest: ``"kid1:base64key,kid2:base64key"`` (32-byte AES keys;
+    #: commas or newlines separate entries). The default is a fixed development key that
+    #: ``novamind.core.crypto.KeyRing.from_settings`` refuses in production.
+    encryption_keys: SecretStr = SecretStr("dev-0:Zr+dIO7BOvozMksUEKK327zYu6RFeFO4q3baIMwxcjU=")
+    #: The key id new data keys are wrapped under; it must be one of ``encryption_keys``.
+    encryption_active_key: str = "dev-0"
+
+    #: OpenID issuer whose RS256 tokens are accepted (default: the local dev issuer).
+    oidc_issuer: str = "http://127.0.0.1:8090"
+    #: The ``aud`` claim tokens must carry.
+    oidc_audience: str = "novamind"
+    #: JWKS URL; empty means discover it from ``<oidc_issuer>/.well-known/openid-configuration``.
+    oidc_jwks_url: str = ""
+
     #: Kafka bootstrap servers; empty means "no broker configured" (the dev launcher embeds one).
     kafka_bootstrap: str = ""
     kafka_client_id_prefix: str = "novamind"

@@ -208,5 +208,36 @@ class CircuitBreakers:
 
     async def state(self, dependency: str) -> str:
         """``closed``, ``half-opened`` or ``opened``."""
-        breaker = await self._factory.get_breaker(dependency)
-        return str(breaker.context.state)
+        return (await self.snapshot(dependency)).state
+
+    async def snapshot(self, dependency: str) -> BreakerSnapshot:
+        """The dependency's breaker state with its open time and cool-down.
+
+        Before the first call the breakers have not connected their store (Redis, when shared),
+        and the breaker is closed as far as this process knows.
+        """
+        if not self._initialized:
+            return BreakerSnapshot("closed", None, None)
+        context = (await self._factory.get_breaker(dependency)).context
+        opened_at = getattr(context, "opened_at", None)
+        ttl = getattr(context, "ttl", None)
+        return BreakerSnapshot(
+            str(context.state),
+            None if opened_at is None else float(opened_at),
+            None if ttl is None else float(ttl),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSnapshot:
+    """A breaker's state, when it opened (epoch seconds) and its cool-down (seconds)."""
+
+    state: str
+    opened_at: float | None
+    ttl: float | None
+
+    def seconds_to_half_open(self) -> float | None:
+        """Seconds until an open breaker lets a trial call through; None unless open."""
+        if self.state != "opened" or self.opened_at is None or self.ttl is None:
+            return None
+        return max(0.0, self.opened_at + self.ttl - time.time())

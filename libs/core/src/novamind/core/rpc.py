@@ -161,7 +161,9 @@ def error_from_rpc(exc: grpc.aio.AioRpcError, dependency: str) -> NovamindError:
         return ServiceUnavailableError("service unreachable", service=dependency)
     if code is ErrorCode.DEADLINE_EXCEEDED:
         return DeadlineExceededError("deadline exceeded waiting for the service", service=dependency)
-    return error_for_code(code, exc.details() or code.value, service=dependency)
+    # A status without an ErrorDetail comes from outside the taxonomy (a proxy, a foreign server,
+    # an unhandled exception): its text may carry internals or echoed input, so it is not passed on.
+    return error_for_code(code, f"{dependency} answered {exc.code().name}", service=dependency)
 
 
 class ServerInterceptor(_ServerInterceptorBase):
@@ -355,6 +357,11 @@ class ServiceClient:
         self.channel = channel
         self._breakers = breakers
         self._retry_policy = retry_policy
+
+    @property
+    def breakers(self) -> CircuitBreakers:
+        """The breakers this client calls through (shared by the clients of one process)."""
+        return self._breakers
 
     async def call(
         self,

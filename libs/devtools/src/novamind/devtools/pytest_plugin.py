@@ -9,6 +9,9 @@
   (``postgresql+asyncpg://postgres@127.0.0.1:5432/test``, or ``NOVAMIND_TEST_POSTGRES_URL``),
   dropped afterwards; the test is skipped, saying why, when PostgreSQL is unreachable. Open it
   with :func:`novamind.core.db.make_engine`, which applies the URL's ``search_path``.
+* ``dev_issuer`` (session): the development OpenID issuer served on a free loopback port; its
+  ``.url`` is the issuer (``NOVAMIND_OIDC_ISSUER``) and ``.mint(subject, roles, patients)``
+  returns real RS256 tokens that :class:`novamind.core.auth.TokenVerifier` accepts.
 
 :func:`wait_for` is the way to wait for something asynchronous in a test: it polls a condition
 with a bound instead of sleeping for a guessed time. :func:`read_records` and
@@ -26,13 +29,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
 
 from novamind.core.service import ServiceRuntime
 from novamind.devtools.broker import resolve_bootstrap
+
+if TYPE_CHECKING:
+    from novamind.devtools.dev_issuer import RunningDevIssuer
 
 log = logging.getLogger(__name__)
 
@@ -239,3 +245,16 @@ async def postgres_url() -> AsyncIterator[str]:
             await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         finally:
             await connection.close()
+
+
+@pytest.fixture(scope="session")
+def dev_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDevIssuer]:
+    """The dev OpenID issuer on a free loopback port for the session (``.url``, ``.mint(...)``).
+
+    Tests that rotate its key should start their own with
+    :func:`novamind.devtools.dev_issuer.serve_dev_issuer` instead.
+    """
+    from novamind.devtools.dev_issuer import serve_dev_issuer
+
+    with serve_dev_issuer(tmp_path_factory.mktemp("dev-issuer")) as running:
+        yield running
