@@ -1,9 +1,10 @@
 """The local fleet: broker, every service and the gateway as processes on loopback.
 
 ``novamind-dev`` (what ``make dev`` runs) starts the embedded broker unless
-``NOVAMIND_KAFKA_BOOTSTRAP`` names a cluster, creates the topics, migrates the twin's database,
-starts the six processes with their output prefixed by name, waits until each reports ready,
-prints the URLs, and on Ctrl-C (SIGINT) or SIGTERM stops them all gracefully.
+``NOVAMIND_KAFKA_BOOTSTRAP`` names a cluster, creates the topics, migrates the twin's and the
+gateway's databases, starts the local OpenID issuer and the six processes with their output
+prefixed by name, waits until each reports ready, loads the demo patients, prints the URLs and a
+development token per role, and on Ctrl-C (SIGINT) or SIGTERM stops them all gracefully.
 
 Tests drive the same :class:`Fleet` on free ports, and stop and restart single services.
 """
@@ -13,11 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +28,7 @@ import httpx
 from novamind.core.config import BACKEND_SERVICES, LOCAL_PORTS, CoreSettings
 from novamind.core.kafka import FLEET_TOPICS, ensure_topics
 from novamind.devtools.broker import EmbeddedBroker
+from novamind.devtools.dev_issuer import DEFAULT_KEY_DIR, DevIssuer
 from novamind.devtools.net import free_port
 
 #: The PAT artifact the fleet serves (the pat service's default ``NOVAMIND_PAT_ARTIFACT``).
@@ -33,9 +36,14 @@ PAT_ARTIFACT = "pat-s-dev"
 #: Device files the development artifact also learns from, when the checkout has them beside it.
 SHARED_ACTIGRAPHY = Path("..") / "shared" / "data" / "actigraphy"
 
-#: Start order: the gateway last, so its first health report finds the back-ends up.
+#: Start order: the issuer first (services verify tokens against it), the gateway last, so its
+#: first health report finds the back-ends up.
+ISSUER = "issuer"
 FLEET_SERVICES: tuple[str, ...] = (*BACKEND_SERVICES, "gateway")
-_COLOURS = ("36", "33", "35", "32", "34", "31")
+_PROCESSES: tuple[str, ...] = (ISSUER, *FLEET_SERVICES)
+_COLOURS = ("37", "36", "33", "35", "32", "34", "31")
+#: Local port of the development issuer (NOVAMIND_OIDC_ISSUER's default).
+ISSUER_PORT = 8090
 
 
 @dataclass
@@ -70,17 +78,24 @@ class Fleet:
     model_dir: Path = Path("models")
     #: Extra ``novamind-pat pretrain`` arguments used when the PAT artifact is missing.
     pretrain_args: tuple[str, ...] = ()
+    #: Signing key of the development issuer; default ``<data_dir>/dev-issuer``.
+    issuer_key_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self.broker: EmbeddedBroker | None = None
         self.bootstrap = self.bootstrap or os.environ.get("NOVAMIND_KAFKA_BOOTSTRAP", "")
+        self.issuer_key_dir = self.issuer_key_dir or self.data_dir / "dev-issuer"
         self.services: dict[str, ServiceProcess] = {}
-        for name in FLEET_SERVICES:
+        for name in _PROCESSES:
             if self.ports == "free":
-                grpc_port, http_port = (free_port() if name != "gateway" else 0), free_port()
+                grpc_port = free_port() if name in BACKEND_SERVICES else 0
+                http_port = free_port()
+            elif name == ISSUER:
+                grpc_port, http_port = 0, ISSUER_PORT
             else:
                 grpc_port, http_port = LOCAL_PORTS[name]
             self.services[name] = ServiceProcess(name, grpc_port, http_port)
+        self._issuer: DevIssuer | None = None
 
     # ---- addresses -------------------------------------------------------------------------
 
@@ -90,6 +105,19 @@ class Fleet:
     @property
     def graphql_url(self) -> str:
         return f"{self.http_url('gateway')}/graphql"
+
+    @property
+    def issuer_url(self) -> str:
+        return self.http_url(ISSUER)
+
+    def mint(
+        self, subject: str, roles: list[str], patients: Sequence[str] = (), ttl_seconds: float = 3600
+    ) -> str:
+        """A token from the fleet's development issuer (``patients``: identifiers or pseudonyms)."""
+        if self._issuer is None:
+            assert self.issuer_key_dir is not None
+            self._issuer = DevIssuer(self.issuer_key_dir, self.issuer_url)
+        return self._issuer.mint(subject, roles, patients, ttl_seconds)
 
     def _process_env(self, name: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -102,6 +130,7 @@ class Fleet:
                 "NOVAMIND_HTTP_HOST": "127.0.0.1",
                 "NOVAMIND_GRPC_PORT": str(self.services[name].grpc_port),
                 "NOVAMIND_HTTP_PORT": str(self.services[name].http_port),
+                "NOVAMIND_OIDC_ISSUER": self.issuer_url,
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -120,11 +149,14 @@ class Fleet:
             await asyncio.to_thread(self.broker.start)
             self.bootstrap = self.broker.bootstrap
         await ensure_topics(self.bootstrap, FLEET_TOPICS)
-        await self._run_once("twin-migrate", [sys.executable, "-m", "novamind.twin", "migrate"], "twin")
+        for name in ("twin", "gateway"):
+            await self._run_once(
+                f"{name}-migrate", [sys.executable, "-m", f"novamind.{name}", "migrate"], name
+            )
         await self._ensure_pat_artifact()
-        for name in FLEET_SERVICES:
+        for name in _PROCESSES:
             await self.start_service(name, wait=False)
-        await asyncio.gather(*(self.wait_ready(name) for name in FLEET_SERVICES))
+        await asyncio.gather(*(self.wait_ready(name) for name in _PROCESSES))
 
     async def _ensure_pat_artifact(self) -> None:
         """Train the development PAT artifact when none is present (a few minutes on a CPU)."""
@@ -154,10 +186,14 @@ class Fleet:
         service = self.services[name]
         if service.running:
             return
+        if name == ISSUER:
+            argv = ["-m", "novamind.devtools.dev_issuer", "serve", "--host", "127.0.0.1"]
+            argv += ["--port", str(service.http_port), "--key-dir", str(self.issuer_key_dir)]
+        else:
+            argv = ["-m", f"novamind.{name}"]
         service.process = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            f"novamind.{name}",
+            *argv,
             env=self._process_env(name),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -169,7 +205,7 @@ class Fleet:
 
     async def _pump(self, service: ServiceProcess) -> None:
         assert service.process is not None and service.process.stdout is not None
-        colour = _COLOURS[FLEET_SERVICES.index(service.name) % len(_COLOURS)]
+        colour = _COLOURS[_PROCESSES.index(service.name) % len(_COLOURS)]
         prefix = (
             f"\033[{colour}m{service.name:>16} |\033[0m " if sys.stdout.isatty() else f"{service.name:>16} | "
         )
@@ -182,13 +218,14 @@ class Fleet:
         """Poll ``/readyz`` until the service is ready; fail fast if its process exits."""
         service = self.services[name]
         deadline = time.monotonic() + self.ready_timeout
+        probe = "/.well-known/openid-configuration" if name == ISSUER else "/readyz"
         async with httpx.AsyncClient(timeout=1.0) as client:
             while time.monotonic() < deadline:
                 if not service.running:
                     code = service.process.returncode if service.process else None
                     raise RuntimeError(f"{name} exited with code {code} before becoming ready")
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{self.http_url(name)}/readyz")).status_code == 200:
+                    if (await client.get(f"{self.http_url(name)}{probe}")).status_code == 200:
                         return
                 await asyncio.sleep(0.1)
         raise TimeoutError(f"{name} not ready after {self.ready_timeout:.0f} s")
@@ -217,7 +254,7 @@ class Fleet:
     async def stop(self) -> dict[str, int]:
         """Stop the gateway first, then the back-ends, then the broker; the exit codes."""
         codes = {}
-        for name in reversed(FLEET_SERVICES):
+        for name in reversed(_PROCESSES):
             codes[name] = await self.stop_service(name)
         if self.broker is not None:
             await asyncio.to_thread(self.broker.stop)
@@ -229,6 +266,7 @@ class Fleet:
             "",
             "Novamind is running:",
             f"  GraphQL (GraphiQL)   {self.graphql_url}",
+            f"  OpenID issuer (dev)  {self.issuer_url}",
             f"  Kafka bootstrap      {self.bootstrap}" + ("  (embedded Tansu)" if self.broker else ""),
         ]
         for name in BACKEND_SERVICES:
@@ -236,6 +274,45 @@ class Fleet:
             lines.append(f"  {name:<20} grpc 127.0.0.1:{s.grpc_port}   {self.http_url(name)}/readyz /metrics")
         lines.append("Press Ctrl-C to stop.")
         return "\n".join(lines)
+
+
+async def _load_demo(fleet: Fleet, days: int) -> None:
+    """Load the demo patients and print a development token per role."""
+    from novamind.devtools.demo import load_demo
+
+    settings = CoreSettings()
+    try:
+        loaded = await load_demo(
+            bootstrap=fleet.bootstrap,
+            twin_address=f"127.0.0.1:{fleet.services['twin'].grpc_port}",
+            pseudonym_key=settings.pseudonym_key.get_secret_value(),
+            shared_actigraphy=SHARED_ACTIGRAPHY if SHARED_ACTIGRAPHY.is_dir() else None,
+            days=days,
+        )
+    except Exception as exc:  # the fleet stays up without demo data
+        print(f"demo data not loaded: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return
+    identifiers = [patient.identifier for patient, _ in loaded]
+    tokens = {
+        "clinician": fleet.mint("dev-clinician", ["clinician"], identifiers, ttl_seconds=12 * 3600),
+        "patient": fleet.mint(identifiers[0], ["patient"], identifiers[:1], ttl_seconds=12 * 3600),
+        "ops": fleet.mint("dev-ops", ["ops"], ttl_seconds=12 * 3600),
+        "service": fleet.mint("dev-service", ["service"], ttl_seconds=12 * 3600),
+    }
+    token_file = fleet.data_dir / "dev-tokens.json"
+    token_file.write_text(json.dumps(tokens, indent=2))
+    token_file.chmod(0o600)
+    lines = ["", f"Demo patients ({len(loaded)}), their wearable data streaming into the twin:"]
+    lines += [
+        f"  {patient.identifier:<16} {pseudonym}  {patient.description}" for patient, pseudonym in loaded
+    ]
+    lines += [
+        f"Development tokens (12 h) for each role are in {token_file}; the clinician's, for GraphiQL's",
+        "Headers tab:",
+        f'  {{"Authorization": "Bearer {tokens["clinician"]}"}}',
+        "More: novamind-token mint --role clinician --patient demo-awd-01",
+    ]
+    print("\n".join(lines), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -250,6 +327,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--pretrain-steps", type=int, help="steps for a missing development PAT artifact (default 400)"
     )
+    parser.add_argument("--no-demo", action="store_true", help="do not load the demo patients")
+    parser.add_argument(
+        "--demo-days", type=int, default=14, help="days of wearable data per demo patient (default 14)"
+    )
     args = parser.parse_args(argv)
     pretrain_args: list[str] = []
     if args.pretrain_steps is not None:
@@ -263,6 +344,7 @@ def main(argv: list[str] | None = None) -> None:
             ports="free" if args.free_ports else "local",
             model_dir=args.model_dir or CoreSettings().model_dir,
             pretrain_args=tuple(pretrain_args),
+            issuer_key_dir=DEFAULT_KEY_DIR,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -272,12 +354,15 @@ def main(argv: list[str] | None = None) -> None:
         try:
             await fleet.start()
             print(fleet.describe(), flush=True)
+            demo = None if args.no_demo else asyncio.create_task(_load_demo(fleet, args.demo_days))
             waiters = [asyncio.create_task(stop.wait())] + [
                 asyncio.create_task(s.process.wait()) for s in fleet.services.values() if s.process
             ]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for task in waiters:
                 task.cancel()
+            if demo is not None and not demo.done():
+                demo.cancel()
             if not stop.is_set():
                 print("a service exited; stopping the fleet", file=sys.stderr, flush=True)
                 failed = True

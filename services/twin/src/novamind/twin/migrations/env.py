@@ -1,11 +1,15 @@
-"""Alembic environment: migrations run on the connection handed over by ``migrate.py``."""
+"""Alembic environment: migrations run on the connection handed over by ``migrate.py``.
+
+``migrate.py`` also hands over the envelope cipher (``config.attributes["cipher"]``) for
+migrations that encrypt existing rows.
+"""
 
 from __future__ import annotations
 
 from alembic import context
 
 from novamind.core.kafka import LEDGER_METADATA
-from novamind.twin.adapters.store import metadata
+from novamind.twin.adapters.tables import metadata
 
 target_metadata = [metadata, LEDGER_METADATA]
 
