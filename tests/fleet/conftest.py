@@ -26,7 +26,8 @@ async def fleet(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) 
         ports="free",
         bootstrap=kafka_bootstrap,
         echo=False,
-        env={"NOVAMIND_ENVIRONMENT": "test"},
+        # a short breaker cool-down, so the degradation test sees it half-open and close quickly
+        env={"NOVAMIND_ENVIRONMENT": "test", "NOVAMIND_BREAKER_RECOVERY_SECONDS": "1.0"},
         model_dir=tmp_path_factory.mktemp("models"),
         pretrain_args=("--steps", "2", "--synthetic-recordings", "4"),
     )

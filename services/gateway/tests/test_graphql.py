@@ -13,15 +13,17 @@ from novamind.core.service import GrpcService, ServiceRuntime
 from novamind.devtools.net import free_port
 from novamind.devtools.pytest_plugin import running_service
 from novamind.gateway.adapters.graphql_errors import ErrorCodes
-from novamind.gateway.adapters.graphql_schema import schema
-from novamind.gateway.adapters.health_checks import FleetHealthChecker
+
+from .conftest import GatewayFactory
 
 
 class _BackendSettings(ServiceSettings):
     service_name: ClassVar[str] = "forecasting"
 
 
-async def test_service_health_reports_a_live_backend_and_unreachable_ones() -> None:
+async def test_service_health_reports_a_live_backend_and_unreachable_ones(
+    gateway_factory: GatewayFactory,
+) -> None:
     backend = ServiceRuntime(
         settings=_BackendSettings(
             grpc_host="127.0.0.1", grpc_port=free_port(), http_host="127.0.0.1", http_port=free_port()
@@ -35,18 +37,14 @@ async def test_service_health_reports_a_live_backend_and_unreachable_ones() -> N
             )
         ],
     )
-    checker = FleetHealthChecker(
-        {"forecasting": f"127.0.0.1:{backend.settings.grpc_port}", "correlation": f"127.0.0.1:{free_port()}"},
-        timeout=1.0,
-    )
-    async with running_service(backend):
-        result = await schema.execute(
-            "{ serviceHealth { service status serving detail latencyMs } }", context_value={"health": checker}
-        )
-    await checker.close()
-    assert result.errors is None
-    assert result.data is not None
-    by_name = {entry["service"]: entry for entry in result.data["serviceHealth"]}
+    async with (
+        running_service(backend),
+        gateway_factory(forecasting_address=f"127.0.0.1:{backend.settings.grpc_port}") as gateway,
+    ):
+        # Anonymous: service health needs no token.
+        result = await gateway.query("{ serviceHealth { service status serving detail latencyMs } }")
+    assert "errors" not in result, result
+    by_name = {entry["service"]: entry for entry in result["data"]["serviceHealth"]}
     assert by_name["forecasting"]["status"] == "SERVING" and by_name["forecasting"]["serving"] is True
     assert by_name["correlation"]["status"] == "UNREACHABLE" and by_name["correlation"]["serving"] is False
     assert "UNAVAILABLE" in by_name["correlation"]["detail"]

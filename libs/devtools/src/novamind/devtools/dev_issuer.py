@@ -17,11 +17,13 @@ tokens minted from the command line verify against a running issuer that shares 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import contextlib
 import hashlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -390,8 +392,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     issuer = DevIssuer(args.key_dir, args.issuer or f"http://{args.host}:{args.port}")
     print(f"dev issuer {issuer.issuer_url} (kid {issuer.kid})", file=sys.stderr)
-    uvicorn.run(build_app(issuer), host=args.host, port=args.port, log_level="warning")
+    server = _SignalOwningServer(
+        uvicorn.Config(build_app(issuer), host=args.host, port=args.port, log_level="warning")
+    )
+
+    async def run_server() -> None:
+        # SIGTERM/SIGINT stop the server gracefully and the process exits 0 (uvicorn's own
+        # handling re-raises the signal after shutdown, which a supervisor reads as a crash).
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, server.request_exit)
+        await server.serve()
+
+    asyncio.run(run_server())
     return 0
+
+
+class _SignalOwningServer(uvicorn.Server):
+    """uvicorn whose caller handles SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def request_exit(self) -> None:
+        self.should_exit = True
 
 
 if __name__ == "__main__":

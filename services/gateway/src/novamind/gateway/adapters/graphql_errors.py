@@ -1,9 +1,12 @@
 """GraphQL errors carry ``extensions.code`` from the core error mapping, and nothing internal.
 
 A resolver raising a :class:`~novamind.core.errors.NovamindError` yields an error whose
-``extensions`` hold the mapped ``code`` plus the ``service`` and ``field`` it names. Any other
-exception is masked as ``INTERNAL_SERVER_ERROR`` (its message might carry internals or PHI).
-Errors GraphQL itself raises (syntax, validation) get ``GRAPHQL_VALIDATION_FAILED``.
+``extensions`` hold the mapped ``code`` plus the ``service`` and ``field`` it names, and the
+PHI-free details listed in :data:`EXTENSION_DETAILS` (a failed insight section's ``section`` and
+``retryable``, a rate limit's ``retryAfter`` seconds). Any other exception is masked as
+``INTERNAL_SERVER_ERROR`` (its message might carry internals or PHI). Errors GraphQL itself raises
+(syntax, validation) get ``GRAPHQL_VALIDATION_FAILED`` unless they carry their own code (a query
+over the cost limit says ``QUERY_TOO_COMPLEX``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from strawberry.extensions import MaskErrors
 from novamind.core.errors import ERROR_MAPPINGS, ErrorCode, NovamindError
 
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+
+#: ``NovamindError.details`` keys copied into ``extensions``; all of them are PHI-free by construction.
+EXTENSION_DETAILS = ("section", "retryable", "retryAfter")
 
 
 def _is_unexpected(error: GraphQLError) -> bool:
@@ -42,6 +48,9 @@ class ErrorCodes(MaskErrors):
                     extensions["service"] = original.service
                 if original.field:
                     extensions["field"] = original.field
+                for key in EXTENSION_DETAILS:
+                    if key in original.details:
+                        extensions[key] = original.details[key]
             extensions.setdefault("code", GRAPHQL_VALIDATION_FAILED)
             error.extensions = extensions
         return processed

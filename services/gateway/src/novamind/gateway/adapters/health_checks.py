@@ -52,5 +52,5 @@ class FleetHealthChecker:
 
     async def close(self) -> None:
         for channel in self._channels.values():
-            await channel.close()
+            await channel.close(None)
         self._channels.clear()
