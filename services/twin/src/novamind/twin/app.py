@@ -47,6 +47,10 @@ from novamind.twin.config import TwinSettings
 
 TWIN_SERVICE = twin_pb2.DESCRIPTOR.services_by_name["TwinService"].full_name
 
+#: Device readings applied per ledger transaction (the runner's batch mode): a week of minute
+#: readings is 10,080 records, and one transaction per record made its commits the bottleneck.
+READINGS_APPLY_BATCH_SIZE = 500
+
 
 @dataclass(frozen=True)
 class TwinTopics:
@@ -99,8 +103,17 @@ def build_runtime(
     return build_service(settings, topics=topics).runtime
 
 
-def build_service(settings: TwinSettings | None = None, *, topics: TwinTopics | None = None) -> TwinService:
-    """Wire the twin from ``settings``: store, ingestion, outbox relay, gRPC API and insights."""
+def build_service(
+    settings: TwinSettings | None = None,
+    *,
+    topics: TwinTopics | None = None,
+    readings_apply_batch_size: int = READINGS_APPLY_BATCH_SIZE,
+) -> TwinService:
+    """Wire the twin from ``settings``: store, ingestion, outbox relay, gRPC API and insights.
+
+    ``readings_apply_batch_size`` is how many device readings share one ledger transaction
+    (1: one transaction per reading, the runner's per-record mode).
+    """
     settings = settings or TwinSettings()
     topics = topics or TwinTopics()
     bootstrap = require_kafka(settings)
@@ -123,7 +136,9 @@ def build_service(settings: TwinSettings | None = None, *, topics: TwinTopics | 
     )
     ledger = SqlIdempotencyLedger(engine)
 
-    def runner(name: str, group: str, topic: str, decoder: Decoder, handler: Handler) -> ConsumerRunner:
+    def runner(
+        name: str, group: str, topic: str, decoder: Decoder, handler: Handler, apply_batch_size: int = 1
+    ) -> ConsumerRunner:
         return ConsumerRunner(
             bootstrap=bootstrap,
             group_id=group,
@@ -136,6 +151,7 @@ def build_service(settings: TwinSettings | None = None, *, topics: TwinTopics | 
             name=name,
             session_timeout_ms=settings.consumer_session_timeout_ms,
             heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
+            apply_batch_size=apply_batch_size,
         )
 
     readings_handler = DeviceReadingHandler(twins, readings, requester)
@@ -146,6 +162,7 @@ def build_service(settings: TwinSettings | None = None, *, topics: TwinTopics | 
             topics.device_readings,
             decode_device_reading,
             readings_handler,
+            apply_batch_size=readings_apply_batch_size,
         ),
         runner(
             "symptom-reports",

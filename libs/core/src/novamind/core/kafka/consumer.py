@@ -23,6 +23,20 @@ not claimed (and the development broker, Tansu, has no transactions).
 :meth:`ConsumerRunner.stop` is the graceful drain for SIGTERM: it lets the in-flight record finish,
 commits, and leaves the consumer group. Cancelling :meth:`ConsumerRunner.run` instead is treated as
 a crash: nothing more is committed, and the ledger absorbs the redelivery.
+
+**Batch mode** (``apply_batch_size`` above 1, for high-volume topics with cheap handlers): the
+records of a poll are decoded in partition order, and runs of decoded records are applied in
+*apply batches* of up to ``apply_batch_size`` records of one partition, all in ONE ledger
+transaction (:meth:`~novamind.core.kafka.ledger.SqlIdempotencyLedger.claim_batch`): for each
+event in turn the ledger claims it (an event applied before, or earlier in the batch, is a
+duplicate) and the handler runs; then the batch commits once. ``handler_timeout`` bounds each
+event's handler and the commit. A record the decoder rejects closes the run before it and is
+dead-lettered on its own, as above. If anything in an apply batch fails (a handler error, a
+timeout, the commit), its transaction rolls back and its records are applied again one at a time
+as above, so a poison event is retried and dead-lettered alone while the others still apply.
+Offsets move only past records whose transaction committed, and each record is counted once,
+when it is settled. On :meth:`ConsumerRunner.stop` the batch in flight finishes the event it is
+applying and commits it with the events before it; the rest are left to the group.
 """
 
 from __future__ import annotations
@@ -38,14 +52,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,7 +82,7 @@ from novamind.core.kafka.headers import (
     encode_headers,
     extract_trace_context,
 )
-from novamind.core.kafka.ledger import DuplicateEvent, IdempotencyLedger
+from novamind.core.kafka.ledger import BatchIdempotencyLedger, DuplicateEvent, IdempotencyLedger
 from novamind.core.kafka.producer import EventProducer
 from novamind.core.kafka.topics import dlq_topic
 from novamind.core.resilience import RetryPolicy, is_transient, retry_async
@@ -100,6 +114,17 @@ CONSUMER_LAG = Gauge(
 DLQ_PUBLISH_FAILURES = Counter(
     "novamind_kafka_dlq_publish_failures",
     "Failed attempts to publish a dead letter (the record is retried, never skipped)",
+    ["topic", "group"],
+)
+APPLY_BATCH_RECORDS = Histogram(
+    "novamind_kafka_apply_batch_records",
+    "Records settled by one committed apply-batch transaction (batch mode; records)",
+    ["topic", "group"],
+    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+)
+APPLY_BATCH_FALLBACKS = Counter(
+    "novamind_kafka_apply_batch_fallbacks",
+    "Apply batches whose transaction failed and whose records were applied one at a time",
     ["topic", "group"],
 )
 
@@ -206,6 +231,10 @@ class ConsumerStats:
     duplicate: int = 0
     dead_lettered: int = 0
     retries: int = 0
+    #: Batch mode: transactions that committed an apply batch, and apply batches rolled back and
+    #: applied one record at a time instead.
+    apply_batches: int = 0
+    apply_batch_fallbacks: int = 0
     #: Offsets committed per partition by this runner (next offset to read).
     committed: dict[TopicPartition, int] = field(default_factory=dict)
 
@@ -246,7 +275,14 @@ class ConsumerRunner:
     bounds handler retries; ``handler_timeout`` (seconds) bounds one handler attempt, and a
     timeout counts as transient. ``session_timeout_ms`` / ``heartbeat_interval_ms`` are the
     group-membership timings (milliseconds); on the development broker a consumer's first join
-    takes about half the session timeout.
+    takes about half the session timeout. ``max_batch`` is the most records one poll returns
+    (default: 100, or ``apply_batch_size`` if larger).
+
+    ``apply_batch_size`` above 1 turns on batch mode (see the module doc): up to that many
+    records of a partition are applied in one ledger transaction, which ``ledger`` must support
+    (:class:`~novamind.core.kafka.ledger.BatchIdempotencyLedger`). The handler then shares its
+    session, and its transaction, with the other events of the batch, and may run a second time
+    for an event whose batch rolled back; it must not commit, roll back or close the session.
 
     Use ``async with runner:`` (start, run in a background task, stop on exit), or call
     :meth:`start`, await :meth:`run` from the service's task group, and call :meth:`stop` on
@@ -267,14 +303,19 @@ class ConsumerRunner:
         name: str | None = None,
         retry_if: Callable[[BaseException], bool] = is_transient_failure,
         handler_timeout: float = 30.0,
-        max_batch: int = 100,
+        max_batch: int | None = None,
         poll_timeout: float = 0.5,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         dlq_max_backoff: float = 30.0,
+        apply_batch_size: int = 1,
     ) -> None:
         if not topics:
             raise ValueError("a consumer runner needs at least one topic")
+        if apply_batch_size < 1:
+            raise ValueError("apply_batch_size must be at least 1")
+        if apply_batch_size > 1 and not isinstance(ledger, BatchIdempotencyLedger):
+            raise TypeError("batch mode (apply_batch_size > 1) needs a ledger with claim_batch")
         self.name = name or group_id
         self.group_id = group_id
         self.topics = tuple(topics)
@@ -287,7 +328,8 @@ class ConsumerRunner:
         self._retry_policy = retry_policy
         self._retry_if = retry_if
         self._handler_timeout = handler_timeout
-        self._max_batch = max_batch
+        self._max_batch = max_batch if max_batch is not None else max(100, apply_batch_size)
+        self._apply_batch_size = apply_batch_size
         self._poll_timeout_ms = int(poll_timeout * 1000)
         self._session_timeout_ms = session_timeout_ms
         self._heartbeat_interval_ms = heartbeat_interval_ms
@@ -391,6 +433,10 @@ class ConsumerRunner:
 
     async def _process_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for tp, records in batch.items():
+            if self._apply_batch_size > 1:
+                if not await self._process_in_apply_batches(tp, records):
+                    return
+                continue
             for record in records:
                 if self._stopping.is_set():
                     return
@@ -398,11 +444,16 @@ class ConsumerRunner:
                     break  # revoked mid-batch: the new owner gets these from the committed offset
                 if not await self._process(record):
                     return
-                self._uncommitted[tp] = record.offset + 1
-                self._settled_position[tp] = record.offset + 1
+                self._mark_settled(tp, record)
 
-    async def _process(self, record: ConsumerRecord) -> bool:
-        """Settle one record; ``False`` when the runner stopped before its dead letter was taken."""
+    def _mark_settled(self, tp: TopicPartition, record: ConsumerRecord) -> None:
+        """Every record of ``tp`` up to and including ``record`` is settled."""
+        self._uncommitted[tp] = record.offset + 1
+        self._settled_position[tp] = record.offset + 1
+
+    async def _process(self, record: ConsumerRecord, event: DecodedEvent | None = None) -> bool:
+        """Settle one record (``event``: its decoding, if already done); ``False`` when the runner
+        stopped before its dead letter was taken."""
         tracer = trace.get_tracer(__name__)
         with tracer.start_as_current_span(
             f"{record.topic} process",
@@ -420,7 +471,7 @@ class ConsumerRunner:
             event_id = decode_headers(record.headers).get(EVENT_ID)
             if event_id:
                 span.set_attribute("messaging.message.id", event_id)
-            outcome, failure = await self._decode_and_apply(record)
+            outcome, failure = await self._decode_and_apply(record, event)
             if failure is not None:
                 span.set_status(Status(StatusCode.ERROR, failure.code))
                 if not await self._dead_letter(record, failure, event_id):
@@ -429,11 +480,14 @@ class ConsumerRunner:
         self._count(record, outcome, event_id)
         return True
 
-    async def _decode_and_apply(self, record: ConsumerRecord) -> tuple[Outcome, _Failure | None]:
-        try:
-            event = self._decoder(record)
-        except Exception as exc:
-            return Outcome.DEAD_LETTERED, _failure(exc, attempts=1, transient=False)
+    async def _decode_and_apply(
+        self, record: ConsumerRecord, event: DecodedEvent | None = None
+    ) -> tuple[Outcome, _Failure | None]:
+        if event is None:
+            try:
+                event = self._decoder(record)
+            except Exception as exc:
+                return Outcome.DEAD_LETTERED, _failure(exc, attempts=1, transient=False)
         try:
             await self._apply(event)
         except DuplicateEvent:
@@ -492,6 +546,149 @@ class ConsumerRunner:
             raise
         except Exception as exc:
             raise _HandlerFailed(exc, attempts) from exc
+
+    # -- batch mode --------------------------------------------------------------------------
+
+    async def _process_in_apply_batches(self, tp: TopicPartition, records: list[ConsumerRecord]) -> bool:
+        """Settle one partition's records of a poll batch; ``False`` when the runner is stopping."""
+        pending: list[tuple[ConsumerRecord, DecodedEvent]] = []
+        for record in records:
+            if self._stopping.is_set():
+                return False
+            try:
+                event: DecodedEvent | None = self._decoder(record)
+            except Exception:
+                event = None
+            if event is not None:
+                pending.append((record, event))
+                if len(pending) < self._apply_batch_size:
+                    continue
+            if pending:
+                if not await self._settle_apply_batch(tp, pending):
+                    return not self._stopping.is_set()
+                pending = []
+            if event is None:
+                # Rejected by the decoder: settled on its own, exactly as in per-record mode.
+                if self._stopping.is_set():
+                    return False
+                if tp not in self._consumer.assignment():
+                    return True  # revoked: the new owner gets the rest from the committed offset
+                if not await self._process(record):
+                    return False
+                self._mark_settled(tp, record)
+        if pending and not await self._settle_apply_batch(tp, pending):
+            return not self._stopping.is_set()
+        return True
+
+    async def _settle_apply_batch(
+        self, tp: TopicPartition, batch: list[tuple[ConsumerRecord, DecodedEvent]]
+    ) -> bool:
+        """Apply ``batch`` in one transaction, or record by record if that fails; ``False`` when
+        it was cut short (the runner is stopping or lost the partition)."""
+        try:
+            outcomes = await self._apply_in_one_transaction(tp, batch)
+        except Exception as exc:
+            self.stats.apply_batch_fallbacks += 1
+            APPLY_BATCH_FALLBACKS.labels(topic=tp.topic, group=self.group_id).inc()
+            log.warning(
+                "apply batch rolled back; applying its records one at a time",
+                extra={
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "first_offset": batch[0][0].offset,
+                    "last_offset": batch[-1][0].offset,
+                    "records": len(batch),
+                    "group": self.group_id,
+                    "error_type": type(exc).__name__,
+                },
+            )
+            for record, event in batch:
+                if self._stopping.is_set() or tp not in self._consumer.assignment():
+                    return False
+                if not await self._process(record, event):
+                    return False
+                self._mark_settled(tp, record)
+            return True
+        for (record, event), outcome in zip(batch, outcomes, strict=False):
+            self._count(record, outcome, event.event_id)
+        if outcomes:
+            self.stats.apply_batches += 1
+            APPLY_BATCH_RECORDS.labels(topic=tp.topic, group=self.group_id).observe(len(outcomes))
+            self._mark_settled(tp, batch[len(outcomes) - 1][0])
+        return len(outcomes) == len(batch)
+
+    async def _apply_in_one_transaction(
+        self, tp: TopicPartition, batch: list[tuple[ConsumerRecord, DecodedEvent]]
+    ) -> list[Outcome]:
+        """Claim and apply the events of ``batch`` in order in one ledger transaction and commit.
+
+        Returns the outcomes (applied or duplicate) of the events it got to: all of them, or
+        fewer when the runner started stopping or lost the partition meanwhile. Raises whatever
+        failed; nothing of the batch is then durable.
+        """
+        ledger = cast(BatchIdempotencyLedger, self._ledger)
+        tracer = trace.get_tracer(__name__)
+        loop = asyncio.get_running_loop()
+        outcomes: list[Outcome] = []
+        spans: list[Span] = []
+        seconds: list[float] = []
+        started = time.perf_counter()
+        committed = False
+        try:
+            async with (
+                asyncio.timeout(self._handler_timeout) as deadline,
+                ledger.claim_batch(self.group_id, [event.event_id for _, event in batch]) as claims,
+            ):
+                for record, event in batch:
+                    if self._stopping.is_set() or tp not in self._consumer.assignment():
+                        break
+                    deadline.reschedule(loop.time() + self._handler_timeout)
+                    span = tracer.start_span(
+                        f"{record.topic} process",
+                        context=extract_trace_context(record.headers),
+                        kind=SpanKind.CONSUMER,
+                        attributes={
+                            "messaging.system": "kafka",
+                            "messaging.operation.type": "process",
+                            "messaging.destination.name": record.topic,
+                            "messaging.destination.partition.id": str(record.partition),
+                            "messaging.kafka.offset": record.offset,
+                            "messaging.consumer.group.name": self.group_id,
+                            "messaging.message.id": event.event_id,
+                        },
+                    )
+                    spans.append(span)
+                    began = time.perf_counter()
+                    try:
+                        with trace.use_span(span):
+                            claimed = await claims.claim(
+                                event.event_id,
+                                topic=event.topic,
+                                partition=event.partition,
+                                offset=event.offset,
+                            )
+                            if claimed:
+                                await self._handler(event, claims.session)
+                    finally:
+                        seconds.append(time.perf_counter() - began)
+                    outcomes.append(Outcome.APPLIED if claimed else Outcome.DUPLICATE)
+                deadline.reschedule(loop.time() + self._handler_timeout)  # for the commit
+            committed = True
+        finally:
+            # One observation per attempt at an event, as in per-record mode; a committed batch's
+            # begin, lookup and commit are shared out among its events.
+            overhead = time.perf_counter() - started - sum(seconds)
+            share = overhead / len(seconds) if committed and seconds else 0.0
+            histogram = HANDLER_SECONDS.labels(topic=tp.topic, group=self.group_id)
+            for value in seconds:
+                histogram.observe(value + share)
+            for index, span in enumerate(spans):
+                if committed:
+                    span.set_attribute("novamind.outcome", outcomes[index].value)
+                else:
+                    span.set_attribute("novamind.apply_batch_rolled_back", True)
+                span.end()
+        return outcomes
 
     async def _dead_letter(self, record: ConsumerRecord, failure: _Failure, event_id: str | None) -> bool:
         """Publish ``record`` to its DLQ, retrying until acknowledged; ``False`` if stopped first."""

@@ -92,7 +92,10 @@ class DeviceReadingHandler:
 
     Per patient it remembers the time zone and the newest complete day it has seen committed, so
     a reading that completes nothing costs one insert; the cache is only a hint (the newest
-    complete day only grows), and the conditional update in the database decides.
+    complete day only grows), and the conditional update in the database decides. Readings that
+    share a transaction (the consumer runner's batch mode) first consult what that transaction
+    saw or wrote; it reaches the cache only if the transaction commits, so a batch that rolls
+    back and is applied again record by record leaves nothing of itself in the cache.
     """
 
     def __init__(
@@ -127,7 +130,7 @@ class DeviceReadingHandler:
             and point.body.get("temporal_relationship_to_physical_activity") == "at rest",
         )
         await self._readings.add(session, reading)
-        known = self._known.get(patient)
+        known = _pending(session).get(patient) or self._known.get(patient)
         created = False
         if known is None:
             known, created = await self._load(session, patient, event.event_id)
@@ -174,7 +177,7 @@ class DeviceReadingHandler:
         self, session: AsyncSession, patient: str, known: _KnownPatient, newest: date | None
     ) -> None:
         """Cache what this transaction saw or wrote for ``patient`` once it commits (last call wins)."""
-        pending: dict[str, _KnownPatient] = session.info.setdefault("novamind_twin_readings_cache", {})
+        pending = _pending(session)
         pending[patient] = _KnownPatient(known.time_zone, known.zone, newest)
 
         def remember() -> None:
@@ -186,6 +189,12 @@ class DeviceReadingHandler:
                 self._known.popitem(last=False)
 
         on_commit(session, "readings-cache", remember)
+
+
+def _pending(session: AsyncSession) -> dict[str, _KnownPatient]:
+    """What ``session``'s open transaction saw or wrote per patient (cached when it commits)."""
+    pending: dict[str, _KnownPatient] = session.info.setdefault("novamind_twin_readings_cache", {})
+    return pending
 
 
 # -- symptom.reports.v1 ----------------------------------------------------------------------
