@@ -281,3 +281,26 @@ async def test_phi_is_encrypted_at_rest_and_bound_to_the_patient(stores: Stores)
     with pytest.raises(DecryptionError):
         stores.cipher.decrypt(blob, context=new_patient().encode())
     assert json.loads(stores.cipher.decrypt(blob, context=patient.encode()))["format"] == 1
+
+
+async def test_minute_samples_are_reused_until_a_reading_joins_the_range(stores: Stores) -> None:
+    patient = new_patient()
+    start = datetime(2026, 11, 2, tzinfo=UTC)
+
+    def reading(minute: int, counts: float) -> Reading:
+        at = start + timedelta(minutes=minute)
+        return Reading(
+            str(uuid.uuid4()), patient, "activity-count", at, at + timedelta(minutes=1), counts, "counts"
+        )
+
+    async with stores.engine.begin() as conn:
+        session = AsyncSession(bind=conn)
+        for minute in range(3):
+            await stores.readings.add(session, reading(minute, 10.0 * minute))
+        first = await stores.readings.minute_samples(session, patient, start, start + timedelta(days=7))
+        again = await stores.readings.minute_samples(session, patient, start, start + timedelta(days=7))
+        assert again == first and [v for _, v in first] == [0.0, 10.0, 20.0]
+        # a late reading inside the range is seen at once, not hidden by the reuse
+        await stores.readings.add(session, reading(1440, 99.0))
+        later = await stores.readings.minute_samples(session, patient, start, start + timedelta(days=7))
+        assert [v for _, v in later] == [0.0, 10.0, 20.0, 99.0]

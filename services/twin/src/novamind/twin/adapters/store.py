@@ -8,6 +8,7 @@ heart rate measured at rest), bound to the patient pseudonym; its times stay in 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -40,8 +41,13 @@ _INSERT_READING = readings.insert()
 class ReadingStore:
     """Encrypts, stores and reads device readings through a caller's session."""
 
-    def __init__(self, cipher: EnvelopeCipher) -> None:
+    def __init__(self, cipher: EnvelopeCipher, *, week_cache_size: int = 256) -> None:
         self.cipher = cipher
+        # Decrypted minute series by (patient, range, row count, newest row id): every insight
+        # query reads the trailing week, and decrypting 10,080 readings each time would dominate
+        # it. The key changes with any reading added to the range, so a hit is always current.
+        self._samples: OrderedDict[tuple[Any, ...], list[tuple[datetime, float]]] = OrderedDict()
+        self._cache_size = week_cache_size
 
     async def add(self, session: AsyncSession, reading: Reading) -> None:
         """Insert one reading inside the caller's transaction."""
@@ -75,6 +81,30 @@ class ReadingStore:
         self, session: AsyncSession, patient: str, start: datetime, end: datetime
     ) -> list[tuple[datetime, float]]:
         """``(epoch start, counts)`` of the patient's minute-series epochs in ``[start, end)``."""
+        version = (
+            await session.execute(
+                sa.select(sa.func.count(), sa.func.max(readings.c.id)).where(
+                    readings.c.patient == patient,
+                    readings.c.schema == ACTIVITY_COUNT,
+                    readings.c.start_at >= utc(start),
+                    readings.c.start_at < utc(end),
+                )
+            )
+        ).one()
+        key = (patient, utc(start), utc(end), int(version[0]), version[1])
+        cached = self._samples.get(key)
+        if cached is not None:
+            self._samples.move_to_end(key)
+            return list(cached)
+        samples = await self._read_minute_samples(session, patient, start, end)
+        self._samples[key] = samples
+        while len(self._samples) > self._cache_size:
+            self._samples.popitem(last=False)
+        return list(samples)
+
+    async def _read_minute_samples(
+        self, session: AsyncSession, patient: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, float]]:
         rows = await session.execute(self._minute_query(patient, start, end, with_payload=True))
         context = patient.encode()
         samples = []
