@@ -1,8 +1,8 @@
 """Load on the clinician's main question: the ``insights`` query through the gateway, one run.
 
 Starts the local fleet (broker, issuer, the five back-ends and the gateway as processes on free
-loopback ports), loads the two generated demo patients (a week and a day of minute-level activity
-counts each through ``device.readings.v1``, twelve weeks of symptom reports, medications and a
+loopback ports), loads the two generated demo patients (eight days of minute-level activity counts
+each through ``device.readings.v1``, four with ``--quick``, twelve weeks of symptom reports, medications and a
 genotype) and waits until the twin holds their PAT analyses. Then, for each scenario
 
 * ``up``: every service running;
@@ -163,8 +163,9 @@ async def wait_for_analyses(fleet: Fleet, patients: list[str], timeout: float) -
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    concurrencies = [int(c) for c in args.concurrency.split(",")]
-    seconds = args.seconds or (2.0 if args.quick else 10.0)
+    concurrencies = [int(c) for c in (args.concurrency or ("1,16" if args.quick else "1,16,64")).split(",")]
+    seconds = args.seconds or (1.5 if args.quick else 10.0)
+    demo_days = 4 if args.quick else 8
     model_dir = Path("models")
     pretrain: tuple[str, ...] = ()
     if not (model_dir / PAT_ARTIFACT / "manifest.json").is_file():
@@ -198,7 +199,7 @@ async def main_async(args: argparse.Namespace) -> int:
             twin_address=f"127.0.0.1:{fleet.services['twin'].grpc_port}",
             pseudonym_key=CoreSettings().pseudonym_key.get_secret_value(),
             shared_actigraphy=None,
-            days=8,
+            days=demo_days,
         )
         patients = [pseudonym for _, pseudonym in loaded]
         produced = time.perf_counter() - t0
@@ -257,9 +258,15 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 s per measurement")
-    parser.add_argument("--seconds", type=float, help="seconds per measurement (default 10; 2 with --quick)")
-    parser.add_argument("--concurrency", default="1,16,64", help="comma-separated client counts")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="under a minute: 4 days of data, 1.5 s per measurement, 1 and 16 clients",
+    )
+    parser.add_argument(
+        "--seconds", type=float, help="seconds per measurement (default 10; 1.5 with --quick)"
+    )
+    parser.add_argument("--concurrency", help="comma-separated client counts (default 1,16,64)")
     raise SystemExit(asyncio.run(main_async(parser.parse_args())))
 
 
