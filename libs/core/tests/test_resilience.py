@@ -8,6 +8,7 @@ import pytest
 
 from novamind.core.errors import ServiceUnavailableError, ValidationError
 from novamind.core.resilience import (
+    BreakerOpenError,
     CircuitBreakers,
     RetryPolicy,
     deadline_scope,
@@ -137,3 +138,28 @@ async def _tick() -> None:
     import asyncio
 
     await asyncio.sleep(0.02)
+
+
+async def test_an_open_breaker_is_not_retried_within_the_call() -> None:
+    breakers = CircuitBreakers(failure_threshold=1, recovery_seconds=60)
+    calls = 0
+
+    async def failing() -> None:
+        nonlocal calls
+        calls += 1
+        raise ServiceUnavailableError("down", service="dep")
+
+    with pytest.raises(ServiceUnavailableError):
+        await breakers.call("dep", failing)
+    attempts = 0
+
+    async def through_breaker() -> None:
+        nonlocal attempts
+        attempts += 1
+        await breakers.call("dep", failing)
+
+    with pytest.raises(BreakerOpenError):
+        await retry_async(
+            through_breaker, RetryPolicy(max_attempts=5, initial_backoff=0.01, max_backoff=0.02)
+        )
+    assert attempts == 1 and calls == 1

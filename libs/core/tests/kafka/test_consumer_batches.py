@@ -5,9 +5,7 @@ deduplicated or dead-lettered on its own, and offsets only pass effects that com
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -17,7 +15,7 @@ from aiokafka import TopicPartition
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
-from sqlalchemy import Column, Integer, MetaData, String, Table, event, func, insert, select
+from sqlalchemy import event, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -38,23 +36,12 @@ from novamind.core.kafka import (
     decode_json_event,
     dlq_topic,
 )
-from novamind.core.resilience import RetryPolicy
 from novamind.devtools.pytest_plugin import KafkaTopicFactory, committed_offsets, read_records, wait_for
 
+from .conftest import EFFECTS_METADATA, effect_counts, effects, publish, record_effect
+from .conftest import make_runner as make_batch_runner
+
 pytestmark = pytest.mark.timeout(60)
-
-EFFECTS_METADATA = MetaData()
-#: One row per application of an event: an event applied twice shows up as two rows.
-effects = Table(
-    "batch_effects",
-    EFFECTS_METADATA,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("event_id", String(255), nullable=False),
-    Column("n", Integer, nullable=False),
-)
-
-FAST_RETRIES = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05)
-Handler = Callable[[DecodedEvent, AsyncSession], Awaitable[None]]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -72,27 +59,6 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.fixture
-def ledger(engine: AsyncEngine) -> SqlIdempotencyLedger:
-    return SqlIdempotencyLedger(engine)
-
-
-@pytest_asyncio.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[EventProducer]:
-    async with EventProducer(kafka_bootstrap, client_id="consumer-batch-tests") as producer:
-        yield producer
-
-
-@pytest.fixture
-def group_id() -> str:
-    return f"batch-group-{uuid.uuid4().hex[:12]}"
-
-
-@pytest_asyncio.fixture
-async def topic(kafka_topic_factory: KafkaTopicFactory) -> str:
-    return await kafka_topic_factory("batches")
-
-
 class CommitCounter:
     """Counts database transactions committed through ``engine`` (SQLAlchemy's commit event)."""
 
@@ -104,56 +70,9 @@ class CommitCounter:
         self.commits += 1
 
 
-async def record_effect(event: DecodedEvent, session: AsyncSession) -> None:
-    await session.execute(insert(effects).values(event_id=event.event_id, n=event.payload["n"]))
-
-
-async def effect_counts(engine: AsyncEngine) -> dict[str, int]:
-    async with engine.connect() as connection:
-        rows = await connection.execute(select(effects.c.event_id, func.count()).group_by(effects.c.event_id))
-        return {event_id: count for event_id, count in rows.all()}
-
-
-async def publish(
-    producer: EventProducer, topic: str, n: int, *, event_id: str | None = None, key: str = "patient-a"
-) -> str:
-    event_id = event_id or f"evt-{uuid.uuid4().hex}"
-    await producer.send(
-        topic, key=key, value=json.dumps({"n": n}).encode(), event_id=event_id, event_type="test.event.v1"
-    )
-    return event_id
-
-
-def make_runner(
-    kafka_bootstrap: str,
-    group_id: str,
-    topic: str,
-    ledger: Any,
-    producer: Any,
-    handler: Handler = record_effect,
-    **overrides: Any,
-) -> ConsumerRunner:
-    """A batch-mode runner with test timings (on Tansu a 2 s session makes the first join ~1 s)."""
-    options: dict[str, Any] = {
-        "apply_batch_size": 50,
-        "retry_policy": FAST_RETRIES,
-        "poll_timeout": 0.1,
-        "session_timeout_ms": 2_000,
-        "heartbeat_interval_ms": 300,
-        "dlq_max_backoff": 0.05,
-    }
-    options.update(overrides)
-    return ConsumerRunner(
-        bootstrap=kafka_bootstrap,
-        group_id=group_id,
-        topics=[topic],
-        decoder=decode_json_event,
-        handler=handler,
-        ledger=ledger,
-        producer=producer,
-        name=group_id,
-        **options,
-    )
+def make_runner(*args: Any, **overrides: Any) -> ConsumerRunner:
+    """A batch-mode runner with test timings."""
+    return make_batch_runner(*args, **{"apply_batch_size": 50, **overrides})
 
 
 def sample(name: str, labels: dict[str, str]) -> float:

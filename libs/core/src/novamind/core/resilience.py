@@ -88,8 +88,18 @@ class RetryPolicy:
         return tenacity.wait_random_exponential(multiplier=self.initial_backoff, max=self.max_backoff)
 
 
+class BreakerOpenError(ServiceUnavailableError):
+    """The dependency's circuit breaker is open: the call was not made.
+
+    Retryable for the caller's caller (after the cool-down), but never retried inside the same
+    call: backing off against an open breaker only spends the caller's deadline.
+    """
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether retrying may help: retryable taxonomy errors and connection-level failures."""
+    if isinstance(exc, BreakerOpenError):
+        return False
     if isinstance(exc, NovamindError):
         return exc.retryable and not isinstance(exc, DeadlineExceededError)
     return isinstance(exc, (ConnectionError, TimeoutError, OSError))
@@ -202,7 +212,7 @@ class CircuitBreakers:
                 return await operation()
         except OpenedState as exc:
             BREAKER_REJECTIONS.labels(dependency=dependency).inc()
-            raise ServiceUnavailableError(
+            raise BreakerOpenError(
                 "circuit breaker open; not calling the dependency", service=dependency
             ) from exc
 

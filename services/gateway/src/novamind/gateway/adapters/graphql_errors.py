@@ -11,10 +11,17 @@ over the cost limit says ``QUERY_TOO_COMPLEX``).
 
 from __future__ import annotations
 
+import logging
+
+import strawberry
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.types import ExecutionContext
 
 from novamind.core.errors import ERROR_MAPPINGS, ErrorCode, NovamindError
+from novamind.core.logging import safe
+
+log = logging.getLogger(__name__)
 
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 
@@ -54,3 +61,30 @@ class ErrorCodes(MaskErrors):
             extensions.setdefault("code", GRAPHQL_VALIDATION_FAILED)
             error.extensions = extensions
         return processed
+
+
+class GatewaySchema(strawberry.Schema):
+    """The schema, logging expected errors as what they are.
+
+    A request that fails for a reason the taxonomy names (a section whose service is down, a
+    refused access, bad input) is part of normal operation: one INFO line with the code and the
+    service, no traceback. Anything else is logged as strawberry does, at ERROR with its traceback.
+    """
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        unexpected = []
+        for error in errors:
+            original = error.original_error
+            if isinstance(original, NovamindError) and original.code is not ErrorCode.INTERNAL_ERROR:
+                log.info(
+                    "graphql field failed: %s from %s",
+                    safe(original.code.value),
+                    safe(original.service or "gateway"),
+                )
+            elif original is None:
+                log.info("graphql request rejected: %s", safe(GRAPHQL_VALIDATION_FAILED))
+            else:
+                unexpected.append(error)
+        super().process_errors(unexpected, execution_context)

@@ -36,7 +36,7 @@ from novamind.gateway.adapters.authorization import (
     request_context,
 )
 from novamind.gateway.adapters.graphql_context import RequestScope
-from novamind.gateway.adapters.graphql_errors import ErrorCodes
+from novamind.gateway.adapters.graphql_errors import ErrorCodes, GatewaySchema
 from novamind.gateway.adapters.graphql_limits import limit_extensions
 from novamind.gateway.adapters.graphql_types import (
     ActigraphyAnalysis,
@@ -758,7 +758,7 @@ class Subscription:
 def build_schema(settings: GatewaySettings | None = None) -> strawberry.Schema:
     """The gateway schema with the document limits of ``settings``."""
     settings = settings or GatewaySettings()
-    return strawberry.Schema(
+    return GatewaySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
