@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from novamind.core.errors import ValidationError
-from novamind.twin.domain.analyses import Placement, place_analysis
+from novamind.twin.domain.analyses import Placement, comparison_week, place_analysis
 from novamind.twin.domain.medications import MedicationEntry, validate_medications
 from novamind.twin.domain.readings import (
     MINUTES_PER_WEEK,
@@ -141,3 +141,15 @@ def test_analyses_are_ordered_by_the_end_of_their_week() -> None:
     assert place_analysis(week1, week2, None) is Placement.REPLACES_PREVIOUS
     assert place_analysis(week2, week3, week1) is Placement.REPLACES_PREVIOUS
     assert place_analysis(week1, week3, week2) is Placement.IGNORED
+
+
+def test_the_latest_week_is_compared_with_the_newest_week_a_full_week_before_it() -> None:
+    day = [datetime(2026, 3, 1, tzinfo=UTC) + timedelta(days=d) for d in range(30)]
+    # daily sliding analyses: a full week back wins, the nearest such
+    assert comparison_week(day[20], [day[19], day[13], day[12], day[3]]) == day[13]
+    # nothing a full week back yet: the one furthest back
+    assert comparison_week(day[9], [day[8], day[5], day[4]]) == day[4]
+    assert comparison_week(day[9], [day[9], day[10], None]) is None
+    # a late analysis a week before the latest replaces an overlapping previous, not the reverse
+    assert place_analysis(day[13], day[20], day[19]) is Placement.REPLACES_PREVIOUS
+    assert place_analysis(day[19], day[20], day[13]) is Placement.IGNORED

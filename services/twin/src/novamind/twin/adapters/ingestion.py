@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,7 +55,7 @@ from novamind.twin.adapters.store import ReadingStore
 from novamind.twin.adapters.tables import analyses
 from novamind.twin.adapters.twin_store import Change, Mutation, TwinStore, insert_ignoring_duplicates
 from novamind.twin.domain import sections
-from novamind.twin.domain.analyses import Placement, place_analysis
+from novamind.twin.domain.analyses import WEEK, Placement, comparison_week, place_analysis
 from novamind.twin.domain.readings import HEART_RATE, Reading, completed_through, is_minute_epoch
 from novamind.twin.domain.symptoms import Instrument, score_report
 
@@ -314,19 +315,29 @@ def _week_end(summary: twin_pb2.ActigraphySummary | None) -> datetime | None:
     return None if summary is None else summary.week.end.ToDatetime(tzinfo=UTC)
 
 
-def place_summary(summary: twin_pb2.ActigraphySummary) -> Mutation:
-    """The mutation putting ``summary`` in the twin's latest or previous slot (or nowhere)."""
+def place_summary(
+    summary: twin_pb2.ActigraphySummary, earlier: twin_pb2.ActigraphySummary | None = None
+) -> Mutation:
+    """The mutation putting ``summary`` in the twin's latest or previous slot (or nowhere).
+
+    ``earlier`` is the best comparison week for ``summary`` among the stored analyses; when
+    ``summary`` becomes the latest, the previous is the best of it, the old latest and the old
+    previous.
+    """
 
     def mutate(state: TwinState) -> Change | None:
+        week_end = summary.week.end.ToDatetime(tzinfo=UTC)
         placement = place_analysis(
-            summary.week.end.ToDatetime(tzinfo=UTC),
-            _week_end(state.latest_actigraphy),
-            _week_end(state.previous_actigraphy),
+            week_end, _week_end(state.latest_actigraphy), _week_end(state.previous_actigraphy)
         )
         if placement is Placement.IGNORED:
             return None
         if placement is Placement.SUPERSEDES_LATEST:
-            state.previous_actigraphy = state.latest_actigraphy
+            candidates = [
+                s for s in (state.latest_actigraphy, state.previous_actigraphy, earlier) if s is not None
+            ]
+            chosen = comparison_week(week_end, (_week_end(s) for s in candidates))
+            state.previous_actigraphy = next((s for s in candidates if _week_end(s) == chosen), None)
             state.latest_actigraphy = summary
         elif placement is Placement.REPLACES_LATEST:
             state.latest_actigraphy = summary
@@ -372,7 +383,35 @@ class AnalysisCompletedHandler:
             )
         )
         if summary is not None:
-            await self._twins.apply(session, patient, place_summary(summary), cause_event_id=event.event_id)
+            earlier = await self._comparison_candidate(session, patient, summary)
+            await self._twins.apply(
+                session, patient, place_summary(summary, earlier), cause_event_id=event.event_id
+            )
+
+    async def _comparison_candidate(
+        self, session: AsyncSession, patient: str, summary: twin_pb2.ActigraphySummary
+    ) -> twin_pb2.ActigraphySummary | None:
+        """The stored analysis ``summary``'s week is best compared with (see domain.analyses)."""
+        week_end = utc(summary.week.end.ToDatetime(tzinfo=UTC))
+        completed = sa.and_(analyses.c.patient == patient, analyses.c.status == "completed")
+        apart = (
+            sa.select(analyses.c.payload)
+            .where(completed, analyses.c.week_end <= week_end - WEEK)
+            .order_by(analyses.c.week_end.desc())
+            .limit(1)
+        )
+        oldest = (
+            sa.select(analyses.c.payload)
+            .where(completed, analyses.c.week_end < week_end)
+            .order_by(analyses.c.week_end.asc())
+            .limit(1)
+        )
+        payload = (await session.execute(apart)).scalar() or (await session.execute(oldest)).scalar()
+        if payload is None:
+            return None
+        found = twin_pb2.ActigraphySummary()
+        found.ParseFromString(self._cipher.decrypt(payload, context=patient.encode()))
+        return found
 
 
 # -- shared ----------------------------------------------------------------------------------
