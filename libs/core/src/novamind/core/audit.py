@@ -346,13 +346,16 @@ async def _lock_head(conn: AsyncConnection) -> tuple[int, str]:
         await conn.execute(
             sa.update(audit_head).where(audit_head.c.id == _HEAD_ID).values(seq=audit_head.c.seq)
         )
-    head = (
-        await conn.execute(
-            sa.select(audit_head.c.seq, audit_head.c.hash)
-            .where(audit_head.c.id == _HEAD_ID)
-            .with_for_update()
-        )
-    ).first()
+    select_head = (
+        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == _HEAD_ID).with_for_update()
+    )
+    head = (await conn.execute(select_head)).first()
+    if head is None and conn.dialect.name == "postgresql":
+        # No head row to lock yet: another writer may be creating it with its first records,
+        # uncommitted. This lock conflicts with that writer's insert, so it waits for its commit
+        # (or makes it wait for ours), and the head is read again with the race settled.
+        await conn.execute(sa.text("LOCK TABLE audit_head IN SHARE ROW EXCLUSIVE MODE"))
+        head = (await conn.execute(select_head)).first()
     if head is not None:
         return int(head.seq), str(head.hash)
     existing = (await conn.execute(sa.select(sa.func.count()).select_from(audit_log))).scalar_one()
