@@ -91,3 +91,21 @@ async def test_sending_before_start_is_a_clear_error(kafka_bootstrap: str) -> No
     producer = EventProducer(kafka_bootstrap, client_id="unstarted")
     with pytest.raises(Exception, match="not started"):
         await producer.send("t", key="k", value=b"{}", event_id="e", event_type="t")
+
+
+def test_a_malformed_event_names_the_field_but_never_quotes_its_value() -> None:
+    from types import SimpleNamespace
+
+    from novamind.api.events.v1 import events_pb2
+    from novamind.core.errors import ValidationError
+    from novamind.core.kafka import parse_proto_event
+
+    secret = "2026-13-99T25:61:00Z-patient-value"
+    record = SimpleNamespace(value=json.dumps({"eventId": "e1", "reportedAt": secret}).encode())
+    with pytest.raises(ValidationError) as caught:
+        parse_proto_event(record, events_pb2.SymptomReported)
+    assert caught.value.field == "reportedAt" and secret not in str(caught.value)
+    ok = SimpleNamespace(value=json.dumps({"eventId": "e2", "source": "app"}).encode())
+    assert parse_proto_event(ok, events_pb2.SymptomReported).source == "app"
+    with pytest.raises(ValidationError, match="event_id"):
+        parse_proto_event(SimpleNamespace(value=b'{"source": "app"}'), events_pb2.SymptomReported)

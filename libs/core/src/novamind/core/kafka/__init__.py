@@ -10,6 +10,7 @@ from novamind.core.kafka.consumer import (
     Outcome,
     decode_json_event,
     is_transient_failure,
+    parse_proto_event,
 )
 from novamind.core.kafka.headers import (
     CONTENT_TYPE,
@@ -93,5 +94,6 @@ __all__ = [
     "extract_trace_context",
     "inject_trace_context",
     "is_transient_failure",
+    "parse_proto_event",
     "processed_events",
 ]

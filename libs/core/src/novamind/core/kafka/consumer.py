@@ -52,12 +52,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
+from google.protobuf import json_format
+from google.protobuf.message import Message
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
@@ -221,6 +223,46 @@ def decode_json_event(record: ConsumerRecord) -> DecodedEvent:
             field="value",
         ) from exc
     return DecodedEvent.from_record(record, payload)
+
+
+M = TypeVar("M", bound=Message)
+
+
+def parse_proto_event(record: ConsumerRecord, cls: type[M]) -> M:
+    """The record's value as an event message of ``cls`` (protobuf's canonical JSON mapping).
+
+    Raises :class:`ValidationError` when the value is missing, not a JSON object, not a ``cls``
+    or without an ``event_id``. The error names the field but never quotes the value (the
+    parser's own message does, and a value may be PHI).
+    """
+    if record.value is None:
+        raise ValidationError("record has no value", field="value")
+    try:
+        document = json.loads(record.value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"payload is not valid JSON ({type(exc).__name__})", field="value") from exc
+    if not isinstance(document, dict):
+        raise ValidationError("payload must be a JSON object", field="value")
+    message = cls()
+    try:
+        json_format.ParseDict(document, message)
+    except json_format.ParseError as exc:
+        problem, field = _parse_error_field(str(exc))
+        raise ValidationError(f"not a {cls.DESCRIPTOR.name}: {problem}", field=field) from None
+    if not getattr(message, "event_id", ""):
+        raise ValidationError("event_id is required", field="event_id")
+    return message
+
+
+def _parse_error_field(text: str) -> tuple[str, str]:
+    """What a json_format.ParseError says is wrong and the field, without the offending value."""
+    if "Failed to parse " in text:
+        name = text.split("Failed to parse ", 1)[1].split(" ", 1)[0]
+        return "invalid value", name
+    if "has no field named " in text:
+        name = text.split("has no field named ", 1)[1].split(" ", 1)[0].strip('"')
+        return "unknown field", name
+    return "malformed message", "value"
 
 
 @dataclass(slots=True)

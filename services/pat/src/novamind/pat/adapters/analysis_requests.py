@@ -7,7 +7,6 @@ the same completed event and consumers downstream deduplicate it.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -18,7 +17,7 @@ from novamind.api.actigraphy.v1 import actigraphy_pb2
 from novamind.api.common.v1 import common_pb2
 from novamind.api.events.v1 import events_pb2
 from novamind.core.errors import ValidationError
-from novamind.core.kafka import ACTIGRAPHY_ANALYSIS_COMPLETED, DecodedEvent, EventProducer
+from novamind.core.kafka import ACTIGRAPHY_ANALYSIS_COMPLETED, DecodedEvent, EventProducer, parse_proto_event
 from novamind.pat.adapters.grpc_api import ActigraphyServicer
 
 _COMPLETED_NAMESPACE = uuid.UUID("6f1b8f0e-3c1d-4a43-9a53-2f4d1c7e9b10")
@@ -29,19 +28,7 @@ def decode_analysis_request(record: Any) -> DecodedEvent:
 
     Raises ValidationError naming the problem for anything that is not such a request.
     """
-    if record.value is None:
-        raise ValidationError("record has no value", field="value")
-    try:
-        document = json.loads(record.value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"payload is not valid JSON ({type(exc).__name__})", field="value") from exc
-    message = events_pb2.ActigraphyAnalysisRequested()
-    try:
-        json_format.ParseDict(document, message)
-    except json_format.ParseError as exc:
-        raise ValidationError(f"not an ActigraphyAnalysisRequested: {exc}", field="value") from exc
-    if not message.event_id:
-        raise ValidationError("the request has no event_id", field="event_id")
+    message = parse_proto_event(record, events_pb2.ActigraphyAnalysisRequested)
     if not message.patient.pseudonym:
         raise ValidationError("the request names no patient pseudonym", field="patient.pseudonym")
     return DecodedEvent.from_record(

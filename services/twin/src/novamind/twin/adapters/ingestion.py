@@ -28,11 +28,10 @@ when it changed either. A completion carrying an ``error`` is recorded without c
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -45,7 +44,7 @@ from novamind.api.events.v1 import events_pb2
 from novamind.api.twin.v1 import twin_pb2
 from novamind.core.crypto import EnvelopeCipher
 from novamind.core.errors import ValidationError
-from novamind.core.kafka import DecodedEvent
+from novamind.core.kafka import DecodedEvent, parse_proto_event
 from novamind.core.omh import parse_data_point
 from novamind.core.privacy import is_pseudonym
 from novamind.twin.adapters.analysis_requests import AnalysisRequester
@@ -214,7 +213,7 @@ def decode_symptom_report(record: Any) -> DecodedEvent:
     """A record of ``symptom.reports.v1`` (protobuf JSON of SymptomReported) as an event whose
     payload is the :class:`twin_pb2.SymptomReport` to store. Raises ValidationError naming the field.
     """
-    message = _parse_event(record, events_pb2.SymptomReported)
+    message = parse_proto_event(record, events_pb2.SymptomReported)
     patient = _event_patient(record, message.patient.pseudonym)
     if not message.HasField("reported_at"):
         raise ValidationError("reported_at is required", field="reported_at")
@@ -276,7 +275,7 @@ def decode_analysis_completed(record: Any) -> DecodedEvent:
 
     A successful completion needs its analysis id and the analysed week; raises ValidationError.
     """
-    message = _parse_event(record, events_pb2.ActigraphyAnalysisCompleted)
+    message = parse_proto_event(record, events_pb2.ActigraphyAnalysisCompleted)
     patient = _event_patient(record, message.patient.pseudonym)
     if not message.request_event_id:
         raise ValidationError("request_event_id is required", field="request_event_id")
@@ -416,8 +415,6 @@ class AnalysisCompletedHandler:
 
 # -- shared ----------------------------------------------------------------------------------
 
-E = TypeVar("E", bound=Message)
-
 
 def _require_pseudonym_key(record: Any) -> str:
     if not record.key:
@@ -426,38 +423,6 @@ def _require_pseudonym_key(record: Any) -> str:
     if not is_pseudonym(key):
         raise ValidationError("record key is not a patient pseudonym (pt_ + 20 hex digits)", field="key")
     return str(key)
-
-
-def _parse_event(record: Any, cls: type[E]) -> E:
-    if record.value is None:
-        raise ValidationError("record has no value", field="value")
-    try:
-        document = json.loads(record.value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"payload is not valid JSON ({type(exc).__name__})", field="value") from exc
-    if not isinstance(document, dict):
-        raise ValidationError("payload must be a JSON object", field="value")
-    message = cls()
-    try:
-        json_format.ParseDict(document, message)
-    except json_format.ParseError as exc:
-        # The parser's message quotes the offending value: keep only the field it names.
-        problem, field = _parse_error_field(str(exc))
-        raise ValidationError(f"not a {cls.DESCRIPTOR.name}: {problem}", field=field) from None
-    if not getattr(message, "event_id", ""):
-        raise ValidationError("event_id is required", field="event_id")
-    return message
-
-
-def _parse_error_field(text: str) -> tuple[str, str]:
-    """What a json_format.ParseError says is wrong and the field, without the offending value."""
-    if "Failed to parse " in text:
-        name = text.split("Failed to parse ", 1)[1].split(" ", 1)[0]
-        return "invalid value", name
-    if "has no field named " in text:
-        name = text.split("has no field named ", 1)[1].split(" ", 1)[0].strip('"')
-        return "unknown field", name
-    return "malformed message", "value"
 
 
 def _event_patient(record: Any, pseudonym: str) -> str:
