@@ -1,0 +1,1 @@
+"""The ensemble members (quantile Transformer, XGBoost direct quantile models) and their contract."""
