@@ -1,15 +1,8 @@
-"""``python -m novamind.forecasting`` (also the ``novamind-forecasting`` command): run the service."""
+"""``python -m novamind.forecasting`` (also ``novamind-forecasting``): the service and its tools."""
 
 from __future__ import annotations
 
-from novamind.core.service import run_service
-
-
-def main() -> None:
-    from novamind.forecasting.app import build_runtime
-
-    run_service(build_runtime)
-
+from novamind.forecasting.cli import main
 
 if __name__ == "__main__":
     main()
