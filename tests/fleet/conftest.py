@@ -30,6 +30,7 @@ async def fleet(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) 
         env={"NOVAMIND_ENVIRONMENT": "test", "NOVAMIND_BREAKER_RECOVERY_SECONDS": "1.0"},
         model_dir=tmp_path_factory.mktemp("models"),
         pretrain_args=("--steps", "2", "--synthetic-recordings", "4"),
+        forecast_train_args=("--quick",),
     )
     try:
         await fleet.start()

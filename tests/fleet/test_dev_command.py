@@ -30,6 +30,7 @@ async def test_dev_command_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
         str(tmp_path / "models"),
         "--pretrain-steps",
         "2",
+        "--forecast-quick",
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

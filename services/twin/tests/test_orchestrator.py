@@ -1,9 +1,9 @@
 """Insights orchestration over loopback gRPC: partial results, deadlines, breakers and retries.
 
-pat runs as the real service. forecasting, correlation and pharmacogenomics answer
-NOT_IMPLEMENTED today, so most tests use small stand-in servicers speaking their generated
-protocol (computing their answers from the requests they receive); one test runs the real
-services to show their NOT_IMPLEMENTED section errors.
+pat runs as the real service. Most tests use small stand-in servicers for forecasting,
+correlation and pharmacogenomics speaking their generated protocol (computing their answers from
+the requests they receive); one test runs the real services, forecasting without a trained
+artifact and the other two still NOT_IMPLEMENTED, to show their section errors.
 """
 
 from __future__ import annotations
@@ -538,8 +538,16 @@ async def test_all_sections_succeed_and_recommendations_cite_their_evidence(tmp_
     assert phq9_request.history[-1].date == LAST_DAY.isoformat()
     assert phq9_request.history[-1].value == 12  # the evening report, not the morning one
     assert phq9_request.horizon_days == 14 and phq9_request.time_zone == ZONE
-    assert [c.series.name for c in phq9_request.covariates] == ["steps"]
+    assert [c.series.name for c in phq9_request.covariates] == ["steps", "antidepressant_active"]
     assert phq9_request.covariates[0].kind == forecasting_pb2.COVARIATE_KIND_PAST_ONLY
+    # citalopram (no start date: taken throughout) is current, so every day through the horizon is
+    # 1; the stopped sertraline ended before the history
+    medication = phq9_request.covariates[1]
+    assert medication.kind == forecasting_pb2.COVARIATE_KIND_KNOWN_FUTURE
+    assert medication.series.values[0].date == phq9_request.history[0].date
+    assert medication.series.values[-1].date == (LAST_DAY + timedelta(days=14)).isoformat()
+    assert {v.value for v in medication.series.values} == {1.0}
+    assert phq9_request.include.feature_importances
     assert len(response.forecast.forecasts) == 2
 
     # Medications: current drugs only (the stopped one is left out), genotype from the twin.
@@ -741,7 +749,7 @@ async def test_a_request_error_is_not_retried() -> None:
     assert rejecting.pharmacogenomics.calls == 1
 
 
-async def test_the_real_model_services_report_not_implemented_sections(tmp_path: Path) -> None:
+async def test_the_real_model_services_report_sections_they_cannot_answer(tmp_path: Path) -> None:
     def ports() -> dict[str, Any]:
         return {
             "grpc_host": "127.0.0.1",
@@ -750,7 +758,8 @@ async def test_the_real_model_services_report_not_implemented_sections(tmp_path:
             "http_port": free_port(),
         }
 
-    forecasting = ForecastingSettings(**ports())
+    # no forecasting artifact in this model directory: the service is up but not ready
+    forecasting = ForecastingSettings(**ports(), model_dir=tmp_path / "no-models")
     correlation = CorrelationSettings(**ports())
     pharmacogenomics = PharmacogenomicsSettings(**ports())
     async with (
@@ -775,7 +784,7 @@ async def test_the_real_model_services_report_not_implemented_sections(tmp_path:
 
     errors = errors_by_section(response)
     assert {section: (e.code, e.service) for section, e in errors.items()} == {
-        "forecast": ("NOT_IMPLEMENTED", "forecasting"),
+        "forecast": ("MODEL_NOT_READY", "forecasting"),
         "correlations": ("NOT_IMPLEMENTED", "correlation"),
         "medications": ("NOT_IMPLEMENTED", "pharmacogenomics"),
     }

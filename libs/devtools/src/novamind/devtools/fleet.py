@@ -33,6 +33,9 @@ from novamind.devtools.net import free_port
 
 #: The PAT artifact the fleet serves (the pat service's default ``NOVAMIND_PAT_ARTIFACT``).
 PAT_ARTIFACT = "pat-s-dev"
+#: The forecasting artifact the fleet serves (the forecasting service's default
+#: ``NOVAMIND_FORECAST_ARTIFACT``).
+FORECAST_ARTIFACT = "forecast-dev"
 #: Device files the development artifact also learns from, when the checkout has them beside it.
 SHARED_ACTIGRAPHY = Path("..") / "shared" / "data" / "actigraphy"
 
@@ -78,6 +81,8 @@ class Fleet:
     model_dir: Path = Path("models")
     #: Extra ``novamind-pat pretrain`` arguments used when the PAT artifact is missing.
     pretrain_args: tuple[str, ...] = ()
+    #: Extra ``novamind-forecasting train`` arguments used when the forecasting artifact is missing.
+    forecast_train_args: tuple[str, ...] = ()
     #: Signing key of the development issuer; default ``<data_dir>/dev-issuer``.
     issuer_key_dir: Path | None = None
 
@@ -154,6 +159,7 @@ class Fleet:
                 f"{name}-migrate", [sys.executable, "-m", f"novamind.{name}", "migrate"], name
             )
         await self._ensure_pat_artifact()
+        await self._ensure_forecast_artifact()
         for name in _PROCESSES:
             await self.start_service(name, wait=False)
         await asyncio.gather(*(self.wait_ready(name) for name in _PROCESSES))
@@ -167,6 +173,24 @@ class Fleet:
             print(f"no PAT weights in {artifact}: pretraining the development artifact ...", flush=True)
         argv = [sys.executable, "-m", "novamind.pat", "pretrain", "--out", str(artifact), *self.pretrain_args]
         await self._run_once("pat-pretrain", argv, "pat")
+
+    async def _ensure_forecast_artifact(self) -> None:
+        """Train the development forecasting artifact when none is present (minutes on a CPU)."""
+        artifact = self.model_dir / FORECAST_ARTIFACT
+        if (artifact / "manifest.json").is_file():
+            return
+        if self.echo:
+            print(f"no forecasting models in {artifact}: training the development artifact ...", flush=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "novamind.forecasting",
+            "train",
+            "--out",
+            str(artifact),
+            *self.forecast_train_args,
+        ]
+        await self._run_once("forecasting-train", argv, "forecasting")
 
     async def _run_once(self, label: str, argv: list[str], env_of: str) -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -327,6 +351,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--pretrain-steps", type=int, help="steps for a missing development PAT artifact (default 400)"
     )
+    parser.add_argument(
+        "--forecast-quick",
+        action="store_true",
+        help="train a quick forecasting artifact when it is missing (under a minute; default: the full one)",
+    )
     parser.add_argument("--no-demo", action="store_true", help="do not load the demo patients")
     parser.add_argument(
         "--demo-days", type=int, default=14, help="days of wearable data per demo patient (default 14)"
@@ -344,6 +373,7 @@ def main(argv: list[str] | None = None) -> None:
             ports="free" if args.free_ports else "local",
             model_dir=args.model_dir or CoreSettings().model_dir,
             pretrain_args=tuple(pretrain_args),
+            forecast_train_args=("--quick",) if args.forecast_quick else (),
             issuer_key_dir=DEFAULT_KEY_DIR,
         )
         stop = asyncio.Event()

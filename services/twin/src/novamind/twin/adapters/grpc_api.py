@@ -576,14 +576,19 @@ class TwinServicer(twin_pb2_grpc.TwinServiceServicer):
             _daily("resting_heart_rate", "/min", daily_means(resting, zone)),
         ]
         sleep: dict[date, float] = {}
+        efficiency: dict[date, float] = {}
         latest = record.state.latest_actigraphy
         for night in latest.nights if latest is not None else ():
-            if night.HasField("total_sleep_time_minutes") and night.night_date:
-                try:
-                    sleep[date.fromisoformat(night.night_date)] = night.total_sleep_time_minutes
-                except ValueError:
-                    continue
+            try:
+                night_date = date.fromisoformat(night.night_date)
+            except ValueError:
+                continue
+            if night.HasField("total_sleep_time_minutes"):
+                sleep[night_date] = night.total_sleep_time_minutes
+            if night.HasField("sleep_efficiency_percent"):
+                efficiency[night_date] = night.sleep_efficiency_percent
         series.append(_daily("total_sleep_time_minutes", "min", dict(sorted(sleep.items()))))
+        series.append(_daily("sleep_efficiency", "%", dict(sorted(efficiency.items()))))
         return [s for s in series if s.values]
 
 

@@ -63,7 +63,9 @@ from novamind.core.resilience import (
     time_remaining,
 )
 from novamind.core.rpc import ServiceClient, error_detail, open_channel
+from novamind.core.symptoms import daily_symptom_totals
 from novamind.twin.domain import recommendations as rules
+from novamind.twin.domain.medications import MedicationEntry, antidepressant_days
 
 log = logging.getLogger(__name__)
 
@@ -387,18 +389,27 @@ class InsightsOrchestrator:
                 service=TWIN_SERVICE,
             )
         stub = forecasting_pb2_grpc.ForecastingServiceStub(self._client("forecasting").channel)
+        horizon = context.options.forecast_days or self._settings.default_forecast_days
         covariates = [
             forecasting_pb2.Covariate(series=series, kind=forecasting_pb2.COVARIATE_KIND_PAST_ONLY)
             for series in context.biometrics
         ]
+        covariates.append(
+            forecasting_pb2.Covariate(
+                series=_antidepressant_series(context, [series for _, series in eligible], horizon),
+                kind=forecasting_pb2.COVARIATE_KIND_KNOWN_FUTURE,
+            )
+        )
         requests = [
             forecasting_pb2.ForecastRequest(
                 patient=context.inputs.twin.patient,
                 target=target,
                 history=series.values,
                 covariates=covariates,
-                horizon_days=context.options.forecast_days or self._settings.default_forecast_days,
+                horizon_days=horizon,
                 time_zone=context.time_zone_name,
+                # the clinician sees why: named feature importances of every member
+                include=forecasting_pb2.ForecastInclude(feature_importances=True),
             )
             for target, series in eligible
         ]
@@ -503,25 +514,43 @@ def daily_symptom_series(
     reports: Sequence[twin_pb2.SymptomReport], time_zone: ZoneInfo
 ) -> dict[int, common_pb2.DailySeries]:
     """Per instrument, the daily series of totals: the last report of each patient-local day."""
-    by_day: dict[int, dict[date, float]] = {}
-    for report in sorted(reports, key=lambda r: (r.reported_at.seconds, r.reported_at.nanos)):
-        if report.instrument not in _SYMPTOM_SERIES:
-            continue
-        local = report.reported_at.ToDatetime(tzinfo=UTC).astimezone(time_zone).date()
-        by_day.setdefault(report.instrument, {})[local] = report.total
     return {
         instrument: common_pb2.DailySeries(
             name=_SYMPTOM_SERIES[instrument][0],
             unit="{score}",
             values=[common_pb2.DailyValue(date=d.isoformat(), value=v) for d, v in sorted(days.items())],
         )
-        for instrument, days in by_day.items()
+        for instrument, days in daily_symptom_totals(reports, time_zone).items()
+        if instrument in _SYMPTOM_SERIES
     }
 
 
 def _window(series: common_pb2.DailySeries, start: str) -> common_pb2.DailySeries:
     kept = [v for v in series.values if v.date >= start]
     return common_pb2.DailySeries(name=series.name, unit=series.unit, values=kept)
+
+
+def _antidepressant_series(
+    context: _Context, histories: Sequence[common_pb2.DailySeries], horizon: int
+) -> common_pb2.DailySeries:
+    """The known-future covariate ``antidepressant_active`` over the histories and the horizon."""
+    dates = [date.fromisoformat(v.date) for s in histories for v in s.values]
+    entries = [
+        MedicationEntry(
+            name=m.name,
+            started_at=m.started_at.ToDatetime(tzinfo=UTC) if m.HasField("started_at") else None,
+            stopped_at=m.stopped_at.ToDatetime(tzinfo=UTC) if m.HasField("stopped_at") else None,
+        )
+        for m in context.inputs.twin.medications
+    ]
+    days = antidepressant_days(
+        entries, min(dates), max(dates) + timedelta(days=horizon), _time_zone(context.time_zone_name)
+    )
+    return common_pb2.DailySeries(
+        name="antidepressant_active",
+        unit="1",
+        values=[common_pb2.DailyValue(date=d.isoformat(), value=v) for d, v in days.items()],
+    )
 
 
 @dataclass

@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta, tzinfo
 
 from novamind.core.errors import ValidationError
 
@@ -56,3 +56,74 @@ def validate_medications(entries: Sequence[MedicationEntry]) -> None:
                 raise ValidationError("the daily dose needs a unit", field=f"{where}.daily_dose.unit")
         if entry.started_at and entry.stopped_at and entry.stopped_at < entry.started_at:
             raise ValidationError("the stop date is before the start date", field=f"{where}.stopped_at")
+
+
+#: Antidepressants by generic name (WHO ATC N06A, plus esketamine), for the forecasting
+#: covariate ``antidepressant_active``.
+ANTIDEPRESSANTS = frozenset(
+    {
+        "agomelatine",
+        "amitriptyline",
+        "amoxapine",
+        "bupropion",
+        "citalopram",
+        "clomipramine",
+        "desipramine",
+        "desvenlafaxine",
+        "dosulepin",
+        "doxepin",
+        "duloxetine",
+        "escitalopram",
+        "esketamine",
+        "fluoxetine",
+        "fluvoxamine",
+        "imipramine",
+        "isocarboxazid",
+        "levomilnacipran",
+        "maprotiline",
+        "mianserin",
+        "milnacipran",
+        "mirtazapine",
+        "moclobemide",
+        "nefazodone",
+        "nortriptyline",
+        "paroxetine",
+        "phenelzine",
+        "protriptyline",
+        "reboxetine",
+        "selegiline",
+        "sertraline",
+        "tianeptine",
+        "tranylcypromine",
+        "trazodone",
+        "trimipramine",
+        "vilazodone",
+        "vortioxetine",
+    }
+)
+
+
+def antidepressant_days(
+    entries: Sequence[MedicationEntry], first: date, last: date, time_zone: tzinfo
+) -> dict[date, float]:
+    """1.0 on each local day from ``first`` to ``last`` when an antidepressant is taken, else 0.0.
+
+    A medication counts from its start day (unknown start: always) up to the day before it
+    stops (no stop: for the whole range, so a current prescription is assumed to continue
+    through a forecast's horizon).
+    """
+    spans: list[tuple[date | None, date | None]] = [
+        (
+            e.started_at.astimezone(time_zone).date() if e.started_at else None,
+            e.stopped_at.astimezone(time_zone).date() if e.stopped_at else None,
+        )
+        for e in entries
+        if e.name in ANTIDEPRESSANTS
+    ]
+    out: dict[date, float] = {}
+    day = first
+    while day <= last:
+        active = any((s is None or s <= day) and (e is None or day < e) for s, e in spans)
+        out[day] = 1.0 if active else 0.0
+        day += timedelta(days=1)
+    return out

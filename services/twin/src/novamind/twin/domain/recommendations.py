@@ -247,6 +247,7 @@ _SERIES_NAMES = {
     "mood_rating": "mood",
     "total_sleep_time_minutes": "total sleep time",
     "sleep_efficiency_percent": "sleep efficiency",
+    "sleep_efficiency": "sleep efficiency",
     "resting_heart_rate": "resting heart rate",
     "heart_rate": "heart rate",
     "steps": "steps",
