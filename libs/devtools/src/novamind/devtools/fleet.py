@@ -158,39 +158,24 @@ class Fleet:
             await self._run_once(
                 f"{name}-migrate", [sys.executable, "-m", f"novamind.{name}", "migrate"], name
             )
-        await self._ensure_pat_artifact()
-        await self._ensure_forecast_artifact()
+        # the development artifacts, trained when missing (a few minutes each on a CPU, once)
+        await self._ensure_artifact("pat", PAT_ARTIFACT, "pretrain", self.pretrain_args)
+        await self._ensure_artifact("forecasting", FORECAST_ARTIFACT, "train", self.forecast_train_args)
         for name in _PROCESSES:
             await self.start_service(name, wait=False)
         await asyncio.gather(*(self.wait_ready(name) for name in _PROCESSES))
 
-    async def _ensure_pat_artifact(self) -> None:
-        """Train the development PAT artifact when none is present (a few minutes on a CPU)."""
-        artifact = self.model_dir / PAT_ARTIFACT
+    async def _ensure_artifact(
+        self, service: str, artifact_name: str, command: str, extra: tuple[str, ...]
+    ) -> None:
+        """Run ``novamind-<service> <command> --out <artifact>`` when the artifact has no manifest."""
+        artifact = self.model_dir / artifact_name
         if (artifact / "manifest.json").is_file():
             return
         if self.echo:
-            print(f"no PAT weights in {artifact}: pretraining the development artifact ...", flush=True)
-        argv = [sys.executable, "-m", "novamind.pat", "pretrain", "--out", str(artifact), *self.pretrain_args]
-        await self._run_once("pat-pretrain", argv, "pat")
-
-    async def _ensure_forecast_artifact(self) -> None:
-        """Train the development forecasting artifact when none is present (minutes on a CPU)."""
-        artifact = self.model_dir / FORECAST_ARTIFACT
-        if (artifact / "manifest.json").is_file():
-            return
-        if self.echo:
-            print(f"no forecasting models in {artifact}: training the development artifact ...", flush=True)
-        argv = [
-            sys.executable,
-            "-m",
-            "novamind.forecasting",
-            "train",
-            "--out",
-            str(artifact),
-            *self.forecast_train_args,
-        ]
-        await self._run_once("forecasting-train", argv, "forecasting")
+            print(f"no {service} model in {artifact}: {command}ing the development artifact ...", flush=True)
+        argv = [sys.executable, "-m", f"novamind.{service}", command, "--out", str(artifact), *extra]
+        await self._run_once(f"{service}-{command}", argv, service)
 
     async def _run_once(self, label: str, argv: list[str], env_of: str) -> None:
         proc = await asyncio.create_subprocess_exec(
