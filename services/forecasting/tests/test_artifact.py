@@ -10,6 +10,7 @@ import pytest
 
 from novamind.core.errors import ModelNotReadyError
 from novamind.forecasting import artifact
+from novamind.forecasting.cli import main
 from novamind.forecasting.domain import synthetic
 
 from .conftest import quick_train_spec
@@ -83,3 +84,21 @@ def test_held_out_coverage_and_ensemble_quality_are_recorded(quick_artifact: Pat
     }
     assert 0.7 <= scores["ensemble"].coverage(0.8) <= 0.9
     assert scores["ensemble"].wql < scores["seasonal-naive"].wql
+
+
+def test_backtest_command_evaluates_an_artifact_on_new_patients(
+    quick_artifact: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["backtest", "--artifact", str(quick_artifact), "--patients", "6", "--horizon", "7", "--json"])
+    assert exited.value.code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"phq9_total", "mood_rating"}
+    for scores in report.values():
+        assert set(scores) == {"ensemble", "quantile-transformer", "xgboost-quantile", "seasonal-naive"}
+        assert all(0 < s["wql"] < 1 and 0 <= s["coverage_80"] <= 1 for s in scores.values())
+
+    with pytest.raises(SystemExit) as exited:
+        main(["backtest", "--artifact", str(quick_artifact.parent / "absent")])
+    assert exited.value.code == 2
+    assert "manifest.json missing" in capsys.readouterr().err

@@ -110,12 +110,24 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 def _cohort_fields(data: dict[str, object]) -> dict[str, object]:
+    """A manifest's cohort parameters as ``CohortConfig`` keyword arguments (JSON types restored)."""
+    import datetime as dt
     from dataclasses import fields
 
     from novamind.forecasting.domain import synthetic
 
-    names = {f.name for f in fields(synthetic.CohortConfig)}
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+    defaults = synthetic.CohortConfig()
+    out: dict[str, object] = {}
+    for f in fields(synthetic.CohortConfig):
+        if f.name not in data:
+            continue
+        value, default = data[f.name], getattr(defaults, f.name)
+        if isinstance(default, dt.date) and isinstance(value, str):
+            value = dt.date.fromisoformat(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        out[f.name] = value
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
