@@ -13,9 +13,7 @@ from novamind.forecasting.cli import quick_spec
 
 
 def quick_train_spec(**changes: Any) -> artifact.TrainSpec:
-    spec = quick_spec()
-    assert isinstance(spec, artifact.TrainSpec)
-    return replace(spec, **changes)
+    return replace(quick_spec(), **changes)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from novamind.forecasting.domain.baselines import seasonal_naive
 from novamind.forecasting.domain.evaluation import ModelScore, mase_scales, score
 from novamind.forecasting.domain.series import Panel
 from novamind.forecasting.domain.windows import rolling_windows
-from novamind.forecasting.models.ensemble import Ensemble, EnsembleConfig, fit_ensemble
+from novamind.forecasting.models.ensemble import Ensemble, EnsembleConfig, fit_ensemble, jsonable
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def train(spec: TrainSpec, out: Path, device: str = "cpu") -> dict[str, Any]:
     started = time.monotonic()
     torch.set_num_threads(spec.threads)
     cohort = synthetic.generate_cohort(spec.cohort, seed=spec.seed)
-    test_config = _with_patients(spec.cohort, spec.test_patients)
+    test_config = replace(spec.cohort, patients=spec.test_patients)
     test_cohort = synthetic.generate_cohort(test_config, seed=spec.seed + 1_000_003)
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
@@ -149,7 +149,7 @@ def train(spec: TrainSpec, out: Path, device: str = "cpu") -> dict[str, Any]:
         },
         "data": {
             "generator": "novamind synthetic cohort (docs/forecasting-cohort.md)",
-            "cohort": _jsonable(asdict(spec.cohort)),
+            "cohort": jsonable(asdict(spec.cohort)),
             "test_cohort_patients": spec.test_patients,
             "train_data_sha256": data_hashes,
         },
@@ -191,19 +191,3 @@ def load(directory: Path, device: str = "cpu") -> ForecastArtifact:
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelNotReadyError(f"forecasting artifact {directory} could not be loaded: {exc}") from exc
     return ForecastArtifact(directory=directory, manifest=manifest, ensembles=ensembles)
-
-
-def _with_patients(config: synthetic.CohortConfig, patients: int) -> synthetic.CohortConfig:
-    from dataclasses import replace
-
-    return replace(config, patients=patients)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value

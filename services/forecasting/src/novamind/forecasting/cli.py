@@ -24,15 +24,18 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from novamind.core.errors import NovamindError
+
+if TYPE_CHECKING:
+    from novamind.forecasting.artifact import TrainSpec
 
 
 def _train(args: argparse.Namespace) -> int:
     from novamind.forecasting import artifact
     from novamind.forecasting.adapters.model_holder import resolve_device
     from novamind.forecasting.domain import synthetic
-    from novamind.forecasting.models.ensemble import EnsembleConfig
 
     spec = quick_spec() if args.quick else artifact.TrainSpec()
     cohort = spec.cohort
@@ -52,7 +55,6 @@ def _train(args: argparse.Namespace) -> int:
         spec = replace(spec, threads=args.threads)
     if args.max_horizon:
         spec = replace(spec, ensemble=replace(spec.ensemble, max_horizon=args.max_horizon))
-    assert isinstance(spec.ensemble, EnsembleConfig)
     manifest = artifact.train(spec, Path(args.out), device=resolve_device(args.device))
     print(
         f"wrote {args.out}: artifact_sha256 {manifest['artifact_sha256']} ({manifest['training_seconds']} s)"
@@ -65,7 +67,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def quick_spec() -> object:
+def quick_spec() -> TrainSpec:
     """A small cohort and quick models: an artifact in well under a minute (tests, CI fleets)."""
     from novamind.forecasting import artifact
     from novamind.forecasting.domain import synthetic

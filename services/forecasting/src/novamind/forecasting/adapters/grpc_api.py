@@ -14,6 +14,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,7 +35,7 @@ from novamind.forecasting.domain.baselines import seasonal_naive
 from novamind.forecasting.domain.conformal import METHOD, central_pairs
 from novamind.forecasting.domain.evaluation import ModelScore, mase_scales, score
 from novamind.forecasting.domain.requests import CovariateInput, DatedValue, PreparedRequest, prepare
-from novamind.forecasting.domain.series import Panel, TargetSpec
+from novamind.forecasting.domain.series import Panel
 from novamind.forecasting.domain.windows import rolling_windows
 from novamind.forecasting.models.base import Importance, ImportanceMethod
 from novamind.forecasting.models.ensemble import Ensemble, EnsemblePrediction
@@ -424,7 +425,7 @@ def _backtest(
     prediction = ensemble.predict(views, local_origins, horizon)
     index = [list(ensemble.levels).index(q) for q in levels]
     forecasts: dict[str, np.ndarray] = {ENSEMBLE: prediction.quantiles, **prediction.members}
-    spec = TargetSpec(**{**ensemble.spec.__dict__, "season": season})
+    spec = replace(ensemble.spec, season=season)
     forecasts[SEASONAL_NAIVE] = seasonal_naive(views, local_origins, horizon, ensemble.levels, spec)
     scales = mase_scales(views, local_origins, season)
     return [score(name, actual, forecasts[name][:, :, index], levels, scales) for name in models]

@@ -16,6 +16,7 @@ response can show each member's share.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -90,7 +91,7 @@ class EnsembleConfig:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EnsembleConfig:
@@ -301,11 +302,14 @@ def _buckets(buckets: Sequence[tuple[int, int]], max_horizon: int) -> tuple[tupl
 # ---- config (de)serialisation ---------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` with tuples as lists and dates as ISO strings (for sorted-key JSON)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
+    if isinstance(value, dt.date):
+        return value.isoformat()
     return value
 
 
