@@ -29,7 +29,8 @@ CONTRACTS = {
     "pharmacogenomics": (pharmacogenomics_pb2, "PharmacogenomicsService"),
     "twin": (twin_pb2, "TwinService"),
 }
-#: RPCs served for real (every TwinService and ForecastingService RPC is: see below).
+#: RPCs served for real (every TwinService, ForecastingService and CorrelationService RPC is: see
+#: below).
 SERVED = {
     "novamind.api.actigraphy.v1.ActigraphyService/Embed",
     "novamind.api.actigraphy.v1.ActigraphyService/Analyze",
@@ -70,7 +71,7 @@ async def test_service_serves_reflection_and_its_contract(fleet: Fleet, service:
                 request_serializer=request_class.SerializeToString,
                 response_deserializer=lambda raw: raw,
             )
-            if service in ("twin", "forecasting"):
+            if service in ("twin", "forecasting", "correlation"):
                 # served: an empty request is either valid (lists, counters) or a clear VALIDATION_ERROR
                 try:
                     await client.call(call, request_class())

@@ -3,7 +3,8 @@
 pat runs as the real service. Most tests use small stand-in servicers for forecasting,
 correlation and pharmacogenomics speaking their generated protocol (computing their answers from
 the requests they receive); one test runs the real services, forecasting without a trained
-artifact and the other two still NOT_IMPLEMENTED, to show their section errors.
+artifact (not ready), correlation answering from its statistical engine and pharmacogenomics still
+NOT_IMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -785,16 +786,20 @@ async def test_the_real_model_services_report_sections_they_cannot_answer(tmp_pa
     errors = errors_by_section(response)
     assert {section: (e.code, e.service) for section, e in errors.items()} == {
         "forecast": ("MODEL_NOT_READY", "forecasting"),
-        "correlations": ("NOT_IMPLEMENTED", "correlation"),
         "medications": ("NOT_IMPLEMENTED", "pharmacogenomics"),
     }
+    # the statistical correlation engine needs no model: it finds that mood follows the previous
+    # day's steps, as the test history plants
+    top = response.correlations.analysis.correlations[0]
+    assert (top.biometric, top.symptom, top.lag_days, top.significant) == ("steps", "mood_rating", 1, True)
     assert all(not e.retryable for e in errors.values())
     assert states == ["closed", "closed"]  # a service saying "not implemented" is not down
     assert response.HasField("actigraphy")
     ids = [r.id for r in response.recommendations]
     assert ids[0] == "safety.phq9_item9"
     assert recommendation(response, "safety.phq9_item9").priority == twin_pb2.PRIORITY_URGENT
-    assert not any(i.startswith(("forecast.", "correlation.", "medication.", "combined.")) for i in ids)
+    assert "correlation.lagged_association" in ids
+    assert not any(i.startswith(("forecast.", "medication.", "combined.")) for i in ids)
 
 
 def inputs_item9() -> InsightInputs:

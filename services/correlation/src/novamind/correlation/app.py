@@ -12,7 +12,7 @@ SERVICE_NAME = correlation_pb2.DESCRIPTOR.services_by_name["CorrelationService"]
 
 def build_runtime(settings: CorrelationSettings | None = None) -> ServiceRuntime:
     settings = settings or CorrelationSettings()
-    servicer = CorrelationServicer()
+    servicer = CorrelationServicer(settings)
     return ServiceRuntime(
         settings=settings,
         grpc_services=[
