@@ -50,6 +50,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
+from novamind.core.daily import DatedValue as DailyValue
+from novamind.core.daily import parse_date as parse_date
 from novamind.core.errors import ValidationError
 
 FloatArray = npt.NDArray[np.float64]
@@ -76,14 +78,6 @@ _HOUR_GRID_STEP_S: Final = 15 * 60
 
 
 # --- Data types ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DailyValue:
-    """One day of a daily series: a patient-local date "YYYY-MM-DD" and its value (None = no data)."""
-
-    date: str
-    value: float | None
 
 
 @dataclass(frozen=True)
@@ -484,16 +478,6 @@ def aggregate_hourly(
 
 
 # --- Daily series to a common grid ---------------------------------------------------------------
-
-
-def parse_date(text: str, field: str) -> dt.date:
-    """A "YYYY-MM-DD" calendar date; anything else is a :class:`ValidationError` naming ``field``."""
-    if not isinstance(text, str) or len(text) != 10:
-        raise ValidationError("not a calendar date (expected YYYY-MM-DD)", field=field)
-    try:
-        return dt.date.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise ValidationError("not a calendar date (expected YYYY-MM-DD)", field=field) from None
 
 
 def _window_days(start: dt.date, end: dt.date, max_days: int) -> int:

@@ -20,14 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from novamind.core.daily import DatedValue as DatedValue
+from novamind.core.daily import parse_date
 from novamind.core.errors import ValidationError
 from novamind.forecasting.domain.series import CovariateSchema, Panel, TargetSpec
-
-
-@dataclass(frozen=True)
-class DatedValue:
-    date: str
-    value: float | None
 
 
 @dataclass(frozen=True)
@@ -44,13 +40,6 @@ class PreparedRequest:
     origin_date: dt.date
     observed_days: int
     warnings: list[str] = field(default_factory=list)
-
-
-def parse_date(text: str, field_name: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise ValidationError("not a calendar date (expected YYYY-MM-DD)", field=field_name) from None
 
 
 def prepare(
