@@ -32,7 +32,7 @@ from novamind.core.errors import ModelNotReadyError
 from novamind.forecasting.domain import synthetic
 from novamind.forecasting.domain.baselines import seasonal_naive
 from novamind.forecasting.domain.evaluation import ModelScore, mase_scales, score
-from novamind.forecasting.domain.series import Panel
+from novamind.forecasting.domain.series import FloatArray, Panel
 from novamind.forecasting.domain.windows import rolling_windows
 from novamind.forecasting.models.ensemble import Ensemble, EnsembleConfig, fit_ensemble, jsonable
 
@@ -98,18 +98,41 @@ def _data_hash(panels: Sequence[Panel]) -> str:
     return digest.hexdigest()
 
 
+def score_models(
+    ensemble: Ensemble,
+    panels: Sequence[Panel],
+    origins: Sequence[int],
+    actual: FloatArray,
+    horizon: int,
+    *,
+    levels: Sequence[float] | None = None,
+    season: int | None = None,
+    models: Sequence[str] | None = None,
+) -> list[ModelScore]:
+    """Scores of the ensemble, its members and seasonal naive forecasting each (panel, origin).
+
+    ``actual`` [N, horizon] holds what happened; ``levels`` (default: the trained ones) must be
+    trained levels; ``season`` (default: the target's) sets seasonal naive and the MASE scale;
+    ``models`` (default: all) picks and orders the scored models.
+    """
+    levels = tuple(levels or ensemble.levels)
+    spec = ensemble.spec if season is None else replace(ensemble.spec, season=season)
+    prediction = ensemble.predict(panels, origins, horizon)
+    forecasts = {ENSEMBLE: prediction.quantiles, **prediction.members}
+    forecasts[SEASONAL_NAIVE] = seasonal_naive(panels, origins, horizon, ensemble.levels, spec)
+    index = [list(ensemble.levels).index(q) for q in levels]
+    scales = mase_scales(panels, origins, spec.season)
+    return [
+        score(name, actual, forecasts[name][:, :, index], levels, scales) for name in (models or forecasts)
+    ]
+
+
 def evaluate(ensemble: Ensemble, panels: Sequence[Panel], *, horizon: int, stride: int) -> list[ModelScore]:
     """Rolling-origin scores of the ensemble, its members and seasonal naive on ``panels``."""
     windows = rolling_windows(
         panels, horizon, stride=stride, min_observed_days=ensemble.config.min_observed_days
     )
-    chosen, origins = windows.panels(panels), windows.origins.tolist()
-    prediction = ensemble.predict(chosen, origins, horizon)
-    scales = mase_scales(chosen, origins, ensemble.spec.season)
-    levels = ensemble.levels
-    forecasts = {ENSEMBLE: prediction.quantiles, **prediction.members}
-    forecasts[SEASONAL_NAIVE] = seasonal_naive(chosen, origins, horizon, levels, ensemble.spec)
-    return [score(name, windows.actual, values, levels, scales) for name, values in forecasts.items()]
+    return score_models(ensemble, windows.panels(panels), windows.origins.tolist(), windows.actual, horizon)
 
 
 def train(spec: TrainSpec, out: Path, device: str = "cpu") -> dict[str, Any]:

@@ -14,7 +14,6 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,11 +28,10 @@ from novamind.core.errors import NotFoundError, ValidationError
 from novamind.core.rpc import ServiceClient
 from novamind.core.symptoms import daily_symptom_totals
 from novamind.forecasting.adapters.model_holder import ModelHolder
-from novamind.forecasting.artifact import ENSEMBLE, SEASONAL_NAIVE, ForecastArtifact
+from novamind.forecasting.artifact import ENSEMBLE, SEASONAL_NAIVE, ForecastArtifact, score_models
 from novamind.forecasting.config import ForecastingSettings
-from novamind.forecasting.domain.baselines import seasonal_naive
 from novamind.forecasting.domain.conformal import METHOD, central_pairs
-from novamind.forecasting.domain.evaluation import ModelScore, mase_scales, score
+from novamind.forecasting.domain.evaluation import ModelScore
 from novamind.forecasting.domain.requests import CovariateInput, DatedValue, PreparedRequest, prepare
 from novamind.forecasting.domain.series import Panel
 from novamind.forecasting.domain.windows import rolling_windows
@@ -422,13 +420,9 @@ def _backtest(
 ) -> list[ModelScore]:
     views = [_window_view(panel, origin, horizon, window_days) for origin in origins]
     local_origins = [view.length - 1 for view in views]
-    prediction = ensemble.predict(views, local_origins, horizon)
-    index = [list(ensemble.levels).index(q) for q in levels]
-    forecasts: dict[str, np.ndarray] = {ENSEMBLE: prediction.quantiles, **prediction.members}
-    spec = replace(ensemble.spec, season=season)
-    forecasts[SEASONAL_NAIVE] = seasonal_naive(views, local_origins, horizon, ensemble.levels, spec)
-    scales = mase_scales(views, local_origins, season)
-    return [score(name, actual, forecasts[name][:, :, index], levels, scales) for name in models]
+    return score_models(
+        ensemble, views, local_origins, actual, horizon, levels=levels, season=season, models=models
+    )
 
 
 def _window_view(panel: Panel, origin: int, horizon: int, window_days: int) -> Panel:

@@ -315,25 +315,21 @@ def jsonable(value: Any) -> Any:
 
 def _from_json(cls: type[T], data: Mapping[str, Any]) -> T:
     """Rebuild a (nested) frozen dataclass from JSON, lists back to tuples."""
+    try:
+        defaults: Any = cls()
+    except TypeError:
+        defaults = None
     kwargs: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
         if f.name not in data:
             continue
         value = data[f.name]
-        default = getattr(cls(), f.name) if _has_defaults(cls) else None
+        default = getattr(defaults, f.name, None)
         if is_dataclass(default) and isinstance(value, Mapping):
             kwargs[f.name] = _from_json(type(default), value)
         else:
             kwargs[f.name] = _tuples(value)
     return cls(**kwargs)
-
-
-def _has_defaults(cls: type[Any]) -> bool:
-    try:
-        cls()
-    except TypeError:
-        return False
-    return True
 
 
 def _tuples(value: Any) -> Any:
